@@ -288,6 +288,8 @@ def _map(entries: Any, file: str, where: str, build) -> dict[int, Any]:
         w = f"{where}[{i}]"
         _typed(entry, dict, file, w)
         key = _uint(_member(entry, "key", file, w), file, f"{w}.key")
+        if key in out:
+            raise SceneFormatError(file, f"{w}.key", f"duplicate key {key}")
         out[key] = build(_member(entry, "value", file, w), f"{w}.value")
     return out
 

@@ -1,0 +1,67 @@
+"""Scene files by extension (``.json`` or ``.bin``, as openMVG chooses), with part selection."""
+
+from __future__ import annotations
+
+from enum import IntFlag
+from pathlib import Path
+
+from ..errors import InputError
+from .bin_io import read_bin, write_bin
+from .json_io import read_json, write_json
+from .models import Landmarks, SfMData
+
+
+class Parts(IntFlag):
+    """openMVG's ``ESfM_Data`` flags."""
+
+    VIEWS = 1
+    EXTRINSICS = 2
+    INTRINSICS = 4
+    STRUCTURE = 8
+    CONTROL_POINTS = 16
+    ALL = 31
+
+
+_READERS = {".json": read_json, ".bin": read_bin}
+_WRITERS = {".json": write_json, ".bin": write_bin}
+
+
+def _format(path: Path, table: dict) -> str:
+    if path.suffix not in table:
+        raise InputError(f"{path}: unknown scene format {path.suffix!r} (use .json or .bin)")
+    return path.suffix
+
+
+def read_scene(path: str | Path, *, structure: bool = True) -> SfMData:
+    """Read a scene; ``structure=False`` skips the landmarks (a ``.bin`` stops reading early)."""
+    path = Path(path)
+    return _READERS[_format(path, _READERS)](path, structure=structure)
+
+
+def select_parts(scene: SfMData, parts: Parts) -> SfMData:
+    """The scene with unselected parts emptied, as openMVG's ``Save(…, flags)`` writes it."""
+    return SfMData(
+        version=scene.version, root_path=scene.root_path,
+        views=scene.views if Parts.VIEWS in parts else {},
+        intrinsics=scene.intrinsics if Parts.INTRINSICS in parts else {},
+        extrinsics=scene.extrinsics if Parts.EXTRINSICS in parts else {},
+        structure=scene.structure if Parts.STRUCTURE in parts else Landmarks(),
+        control_points=scene.control_points if Parts.CONTROL_POINTS in parts else Landmarks(),
+    )
+
+
+def write_scene(scene: SfMData, path: str | Path, parts: Parts = Parts.ALL) -> None:
+    """Write a scene atomically in the format of the extension."""
+    path = Path(path)
+    _WRITERS[_format(path, _WRITERS)](select_parts(scene, parts), path)
+
+
+def convert_scene(src: str | Path, dst: str | Path, parts: Parts = Parts.ALL,
+                  root: str | None = None) -> SfMData:
+    """``ConvertSfM_DataFormat``: read ``src``, write the selected parts to ``dst``."""
+    needs_structure = bool(parts & (Parts.STRUCTURE | Parts.CONTROL_POINTS))
+    scene = read_scene(src, structure=needs_structure)
+    if root is not None:
+        scene.root_path = root
+    write_scene(scene, dst, parts)
+    return scene
