@@ -1,4 +1,8 @@
-"""Write files so that a reader never sees half of one: a temp file, then a rename."""
+"""Write files so that a reader never sees half of one: a temp file, then a rename.
+
+A killed process leaves the old file or the new one, never a mix. There is no fsync: scene files
+run to gigabytes and the rename is what readers rely on.
+"""
 
 import os
 import tempfile
@@ -16,8 +20,6 @@ def atomic_output(path: str | Path) -> Iterator[BinaryIO]:
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
-            f.flush()
-            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -6,7 +6,6 @@ count, maps a u64 entry count; polymorphic pointers as in the JSON (shared id ta
 
 from __future__ import annotations
 
-import mmap
 import struct
 from pathlib import Path
 from typing import Any, Callable
@@ -33,12 +32,12 @@ _STATUS_MESSAGES = {
 class _Cursor:
     """Reads scalars from a buffer, failing with the byte offset."""
 
-    def __init__(self, buf: memoryview, path: Path):
+    def __init__(self, buf: np.ndarray, path: Path):
         self.buf, self.path, self.pos = buf, path, 0
-        if len(buf) < 1 or buf[0] not in (0, 1):
-            raise self.fail("not an openMVG .bin (first byte must be the endianness flag 0 or 1)")
-        self.swap = buf[0] == 0
-        self.order = ">" if self.swap else "<"
+        if buf[0] == 0:
+            raise self.fail("big-endian .bin files are not supported (written on a big-endian machine)")
+        if buf[0] != 1:
+            raise self.fail("not an openMVG .bin (the first byte must be the endianness flag 1)")
         self.pos = 1
 
     def fail(self, message: str, at: int | None = None) -> SceneFormatError:
@@ -48,7 +47,7 @@ class _Cursor:
         size = struct.calcsize(fmt)
         if self.pos + size > len(self.buf):
             raise self.fail("unexpected end of file")
-        value = struct.unpack_from(self.order + fmt, self.buf, self.pos)
+        value = struct.unpack_from("<" + fmt, self.buf, self.pos)
         self.pos += size
         return value[0] if len(value) == 1 else list(value)
 
@@ -69,7 +68,7 @@ class _Cursor:
     def string(self) -> str:
         n = self.count(1)
         self.pos += n
-        return bytes(self.buf[self.pos - n:self.pos]).decode("utf-8", "surrogateescape")
+        return self.buf[self.pos - n:self.pos].tobytes().decode("utf-8", "surrogateescape")
 
     def doubles(self, expected: int | None = None) -> list[float]:
         at = self.pos
@@ -81,15 +80,30 @@ class _Cursor:
 
 def read_bin(path: str | Path, *, structure: bool = True) -> SfMData:
     """Read an openMVG ``.bin``; ``structure=False`` stops after the cameras (much faster)."""
+    return _with_cursor(path, lambda cur: _read(cur, structure))
+
+
+def read_bin_counts(path: str | Path) -> tuple[SfMData, dict[str, int]]:
+    """The cameras, and the landmark and observation counts found by walking the structure."""
+    def read(cur: _Cursor) -> tuple[SfMData, dict[str, int]]:
+        scene = _read(cur, structure=False)
+        counts = {}
+        for name in ("structure", "control_points"):
+            n, total = _walk(cur, name)
+            counts[name], counts[f"{name}_observations"] = n, total
+        return scene, counts
+    return _with_cursor(path, read)
+
+
+def _with_cursor(path: str | Path, read: Callable[[_Cursor], Any]) -> Any:
     path = Path(path)
     try:
-        with open(path, "rb") as f:
-            if path.stat().st_size == 0:
-                raise SceneFormatError(path, "byte 0", "empty file")
-            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-                return _read(_Cursor(memoryview(mm), path), structure)
+        if path.stat().st_size == 0:
+            raise SceneFormatError(path, "byte 0", "empty file")
+        data = np.memmap(path, mode="r", dtype=np.uint8)
     except OSError as exc:
         raise SceneFormatError(path, "file", exc.strerror or str(exc)) from None
+    return read(_Cursor(data, path))
 
 
 def _read(cur: _Cursor, structure: bool) -> SfMData:
@@ -173,16 +187,23 @@ def _pose(cur: _Cursor) -> Pose:
     return pose_from_data({"rotation": rotation, "center": cur.doubles(3)}, str(cur.path), f"byte {at}")
 
 
-def _landmarks(cur: _Cursor, name: str) -> Landmarks:
+def _walk(cur: _Cursor, name: str) -> tuple[int, int]:
+    """Check one landmark map's sizes without reading it; returns (landmarks, observations)."""
     n = cur.count(lb.LANDMARK_HEAD)
-    buf = np.frombuffer(cur.buf, np.uint8)
-    status, end, entry, total = lb.count_observations(buf, cur.pos, n, cur.swap)
+    status, end, entry, total = lb.count_observations(cur.buf, cur.pos, n)
     if status != lb.OK:
         raise cur.fail(f"{name}[{entry}]: {_STATUS_MESSAGES[status]}", int(end))
+    cur.pos = int(end)
+    return n, total
+
+
+def _landmarks(cur: _Cursor, name: str) -> Landmarks:
+    start = cur.pos
+    n, total = _walk(cur, name)
     lm = Landmarks(np.empty(n, np.uint32), np.empty((n, 3)), np.empty(n + 1, np.int64),
                    np.empty(total, np.uint32), np.empty(total, np.uint32), np.empty((total, 2)))
-    cur.pos = lb.read_landmarks(buf, cur.pos, cur.swap, lm.ids, lm.X, lm.obs_offsets,
-                                lm.obs_view, lm.obs_feat, lm.obs_xy)
+    lb.read_landmarks(cur.buf, start + 8, lm.ids, lm.X,
+                      lm.obs_offsets, lm.obs_view, lm.obs_feat, lm.obs_xy)
     return lm
 
 

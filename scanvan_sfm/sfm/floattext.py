@@ -52,7 +52,7 @@ _POW_E = np.array([
 _POW10 = np.array([10 ** i for i in range(10)], dtype=np.uint64)
 
 #: Longest text one double can take (sign, 17 digits, point, exponent) with room to spare.
-MAX_DOUBLE_TEXT = 32
+MAX_DOUBLE_TEXT = 32  # the last 8 bytes of the scratch buffer serve as a bit cast
 
 
 @numba.njit(cache=True, inline="always")
@@ -201,9 +201,11 @@ _INF = np.frombuffer(b"Infinity", dtype=np.uint8)
 def write_double(out, pos, value, digits):
     """Write ``value`` as rapidjson does at ``out[pos:]``; return the new position.
 
-    ``digits`` is a scratch buffer of at least 32 bytes.
+    ``digits`` is a scratch buffer of MAX_DOUBLE_TEXT bytes.
     """
-    bits = np.array([value]).view(np.uint64)[0]
+    cast = digits[MAX_DOUBLE_TEXT - 8:]
+    cast.view(np.float64)[0] = value
+    bits = cast.view(np.uint64)[0]
     if value != value:
         return _put(out, pos, _NAN)
     if bits >> _U64(63):

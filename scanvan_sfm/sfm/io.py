@@ -32,6 +32,21 @@ def _format(path: Path, table: dict) -> str:
     return path.suffix
 
 
+def images_root(scene: SfMData, scene_path: str | Path, override: str | Path | None = None) -> Path:
+    """The folder the views' paths are relative to.
+
+    ``override`` wins; a relative ``root_path`` is taken from the current directory as openMVG
+    does, or, when no such folder exists there, from the scene file's folder.
+    """
+    if override is not None:
+        return Path(override)
+    root = Path(scene.root_path)
+    if root.is_absolute() or root.is_dir():
+        return root
+    beside = Path(scene_path).parent / root
+    return beside if beside.is_dir() else root
+
+
 def read_scene(path: str | Path, *, structure: bool = True) -> SfMData:
     """Read a scene; ``structure=False`` skips the landmarks (a ``.bin`` stops reading early)."""
     path = Path(path)

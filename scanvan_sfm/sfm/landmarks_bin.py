@@ -1,4 +1,4 @@
-"""Landmark maps in cereal PortableBinary, read and written with numba.
+"""Landmark maps in cereal PortableBinary (little-endian), read and written with numba.
 
 Per entry: u32 key | u64 3 | 3 × f64 X | u64 m | m × (u32 view | u32 id_feat | u64 2 | 2 × f64 x).
 """
@@ -12,39 +12,36 @@ OBSERVATION = 4 + 4 + 8 + 16
 
 
 @numba.njit(cache=True, inline="always")
-def _u64(buf, pos, swap):
-    v = np.uint64(0)
-    for i in range(8):
-        b = np.uint64(buf[pos + (7 - i if swap else i)])
-        v |= b << np.uint64(8 * i)
-    return v
+def _u64(buf, pos):
+    return buf[pos:pos + 8].view(np.uint64)[0]
 
 
 @numba.njit(cache=True, inline="always")
-def _u32(buf, pos, swap):
-    v = np.uint32(0)
-    for i in range(4):
-        b = np.uint32(buf[pos + (3 - i if swap else i)])
-        v |= b << np.uint32(8 * i)
-    return v
+def _u32(buf, pos):
+    return buf[pos:pos + 4].view(np.uint32)[0]
+
+
+@numba.njit(cache=True, inline="always")
+def _f64(buf, pos):
+    return buf[pos:pos + 8].view(np.float64)[0]
 
 
 @numba.njit(cache=True)
-def count_observations(buf, pos, n, swap):
+def count_observations(buf, pos, n):
     """Walk ``n`` entries from ``pos`` checking sizes; returns (status, pos, entry, observations)."""
     end = len(buf)
     total = 0
     for i in range(n):
         if pos + LANDMARK_HEAD > end:
             return TRUNCATED, pos, i, total
-        if _u64(buf, pos + 4, swap) != 3:
+        if _u64(buf, pos + 4) != 3:
             return BAD_LENGTH, pos + 4, i, total
-        m = _u64(buf, pos + 36, swap)
+        m = _u64(buf, pos + 36)
         if m > np.uint64((end - pos - LANDMARK_HEAD) // OBSERVATION):
             return TOO_MANY, pos + 36, i, total
         pos += LANDMARK_HEAD
         for k in range(np.int64(m)):
-            if _u64(buf, pos + 8, swap) != 2:
+            if _u64(buf, pos + 8) != 2:
                 return BAD_LENGTH, pos + 8, i, total
             pos += OBSERVATION
         total += np.int64(m)
@@ -52,26 +49,21 @@ def count_observations(buf, pos, n, swap):
 
 
 @numba.njit(cache=True)
-def _f64(buf, pos, swap):
-    return np.array([_u64(buf, pos, swap)]).view(np.float64)[0] if swap else buf[pos:pos + 8].view(np.float64)[0]
-
-
-@numba.njit(cache=True)
-def read_landmarks(buf, pos, swap, ids, X, offsets, obs_view, obs_feat, obs_xy):
+def read_landmarks(buf, pos, ids, X, offsets, obs_view, obs_feat, obs_xy):
     """Fill the columns from entries already checked by count_observations; returns the end."""
     k = 0
     for i in range(len(ids)):
-        ids[i] = _u32(buf, pos, swap)
+        ids[i] = _u32(buf, pos)
         for j in range(3):
-            X[i, j] = _f64(buf, pos + 12 + 8 * j, swap)
-        m = np.int64(_u64(buf, pos + 36, swap))
+            X[i, j] = _f64(buf, pos + 12 + 8 * j)
+        m = np.int64(_u64(buf, pos + 36))
         pos += LANDMARK_HEAD
         offsets[i] = k
         for _ in range(m):
-            obs_view[k] = _u32(buf, pos, swap)
-            obs_feat[k] = _u32(buf, pos + 4, swap)
-            obs_xy[k, 0] = _f64(buf, pos + 16, swap)
-            obs_xy[k, 1] = _f64(buf, pos + 24, swap)
+            obs_view[k] = _u32(buf, pos)
+            obs_feat[k] = _u32(buf, pos + 4)
+            obs_xy[k, 0] = _f64(buf, pos + 16)
+            obs_xy[k, 1] = _f64(buf, pos + 24)
             pos += OBSERVATION
             k += 1
     offsets[len(ids)] = k
@@ -80,19 +72,17 @@ def read_landmarks(buf, pos, swap, ids, X, offsets, obs_view, obs_feat, obs_xy):
 
 @numba.njit(cache=True, inline="always")
 def _put_u32(out, pos, v):
-    for i in range(4):
-        out[pos + i] = (v >> (8 * i)) & 0xFF
+    out[pos:pos + 4].view(np.uint32)[0] = v
 
 
 @numba.njit(cache=True, inline="always")
 def _put_u64(out, pos, v):
-    for i in range(8):
-        out[pos + i] = (v >> (8 * i)) & 0xFF
+    out[pos:pos + 8].view(np.uint64)[0] = v
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _put_f64(out, pos, value):
-    out[pos:pos + 8] = np.array([value]).view(np.uint8)
+    out[pos:pos + 8].view(np.float64)[0] = value
 
 
 @numba.njit(cache=True)
