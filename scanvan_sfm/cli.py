@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import orjson
 import typer
@@ -68,7 +68,7 @@ def scene_convert(
     extrinsics: Annotated[bool, typer.Option("--extrinsics", "-E")] = False,
     structure: Annotated[bool, typer.Option("--structure", "-S")] = False,
     control_points: Annotated[bool, typer.Option("--control-points", "-C")] = False,
-    root: Annotated[Optional[str], typer.Option(help="Write this root_path instead.")] = None,
+    root: Annotated[str | None, typer.Option(help="Write this root_path instead.")] = None,
 ) -> None:
     """openMVG's ConvertSfM_DataFormat: all parts unless some are chosen."""
     chosen = [(views, Parts.VIEWS), (intrinsics, Parts.INTRINSICS), (extrinsics, Parts.EXTRINSICS),
@@ -84,7 +84,8 @@ def scene_convert(
 @scene_app.command("validate")
 def scene_validate(
     file: SceneFile,
-    images_root_dir: Annotated[Optional[Path], typer.Option("--images-root", help="Folder of the images (overrides root_path).")] = None,
+    images_root_dir: Annotated[
+        Path | None, typer.Option("--images-root", help="Folder of the images (overrides root_path).")] = None,
     skip_images: Annotated[bool, typer.Option("--skip-images", help="Do not look at the image files.")] = False,
 ) -> None:
     """Exit 0 when valid, 1 with every problem listed, 2 when unreadable."""

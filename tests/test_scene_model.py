@@ -76,12 +76,12 @@ def test_spherical_matches_openmvg_conventions():
     assert np.allclose(centre, [2688, 1344]) and np.isclose(up[1], 0) and np.allclose(right, [4032, 1344])
 
 
+PINHOLE = {"width": 1000, "height": 800, "focal_length": 900, "principal_point": (510, 390)}
 CAMERAS = [
-    PinholeRadialK1(width=1000, height=800, focal_length=900, principal_point=(510, 390), disto_k1=(-0.1,)),
-    PinholeRadialK3(width=1000, height=800, focal_length=900, principal_point=(510, 390), disto_k3=(-0.1, 0.02, -0.003)),
-    PinholeBrownT2(width=1000, height=800, focal_length=900, principal_point=(510, 390),
-                   disto_t2=(-0.1, 0.02, -0.003, 0.001, -0.002)),
-    Fisheye(width=1000, height=800, focal_length=400, principal_point=(510, 390), fisheye=(0.05, -0.01, 0.002, -0.0005)),
+    PinholeRadialK1(**PINHOLE, disto_k1=(-0.1,)),
+    PinholeRadialK3(**PINHOLE, disto_k3=(-0.1, 0.02, -0.003)),
+    PinholeBrownT2(**PINHOLE, disto_t2=(-0.1, 0.02, -0.003, 0.001, -0.002)),
+    Fisheye(**(PINHOLE | {"focal_length": 400}), fisheye=(0.05, -0.01, 0.002, -0.0005)),
     Spherical(width=4000, height=2000),
 ]
 
@@ -119,7 +119,7 @@ def test_synthetic_scenes_are_consistent(camera):
     counts = np.diff(lm.obs_offsets)
     assert len(lm) > 1000 and counts.min() >= 2 and counts.max() <= 6
     owner = lm.obs_landmark()
-    for view_id, view in scene.views.items():
+    for view_id in scene.views:
         sel = lm.obs_view == view_id
         uv = project(scene.intrinsics[0], scene.extrinsics[view_id], lm.X[owner[sel]])
         assert np.abs(uv - lm.obs_xy[sel]).max() < 1e-6

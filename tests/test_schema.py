@@ -15,8 +15,11 @@ def test_checked_in_schema_matches_the_models():
         "schemas/ drifted from the models: python -m scanvan_sfm.sfm.schema > schemas/sfm_data.schema.json")
 
 
-@pytest.mark.parametrize("path", sorted(OPENMVG.glob("*/sfm_data_views.json")) + sorted(OPENMVG.glob("*/sfm_data_init.json"))
-                         + [OPENMVG / "lund" / "sfm_data_bin.json"], ids=lambda p: f"{p.parent.name}/{p.name}")
+CONFORMING = [*sorted(OPENMVG.glob("*/sfm_data_views.json")), *sorted(OPENMVG.glob("*/sfm_data_init.json")),
+              OPENMVG / "lund" / "sfm_data_bin.json"]
+
+
+@pytest.mark.parametrize("path", CONFORMING, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_real_files_conform(path):
     jsonschema.validate(orjson.loads(path.read_bytes()), scene_json_schema())
 

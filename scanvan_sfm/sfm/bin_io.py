@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import struct
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 
 from ..atomic import atomic_output
 from ..errors import SceneFormatError
 from . import landmarks_bin as lb
-from .convert import (VIEW_TYPES, distortion_field, intrinsic_from_data, pose_from_data,
+from .convert import (VIEW_TYPES, check_version, distortion_field, intrinsic_from_data, pose_from_data,
                       view_from_data)
 from .models import (DISTORTION_FIELD, INTRINSIC_TYPES, Landmarks, Pinhole, Pose, SfMData,
                      Spherical, View, ViewPriors, _Intrinsic)
@@ -108,9 +109,7 @@ def _with_cursor(path: str | Path, read: Callable[[_Cursor], Any]) -> Any:
 
 def _read(cur: _Cursor, structure: bool) -> SfMData:
     poly = PolymorphicReader(lambda where, msg: cur.fail(msg))
-    version = cur.string()
-    if version < "0.3":
-        raise cur.fail(f"sfm_data_version {version!r} is not supported (openMVG ≥ 1.1 writes 0.3)")
+    version = check_version(cur.string(), cur.fail)
     root_path = cur.string()
     views = _map(cur, 4 + 4 + 4, lambda: _pointee(cur, poly, _view, View))
     intrinsics = _map(cur, 4 + 4 + 8, lambda: _pointee(cur, poly, _intrinsic, _Intrinsic))

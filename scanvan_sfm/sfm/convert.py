@@ -1,6 +1,7 @@
 """Plain-Python values (as parsed from JSON or read from bin) ↔ scene models, with error places."""
 
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from pydantic import BaseModel, ValidationError
 
@@ -9,6 +10,13 @@ from .models import (DISTORTION_FIELD, INTRINSIC_TYPES, Pinhole, Pose, Spherical
                      ViewPriors)
 
 VIEW_TYPES: dict[str | None, type[View]] = {None: View, "view_priors": ViewPriors}
+
+
+def check_version(version: str, fail: Callable[[str], Exception]) -> str:
+    """Views became polymorphic in 0.3 (openMVG 1.1); older layouts are not read."""
+    if version < "0.3":
+        raise fail(f"sfm_data_version {version!r} is not supported (openMVG ≥ 1.1 writes 0.3)")
+    return version
 
 
 def validated(model: type[BaseModel], data: Any, file: str, where: str) -> Any:

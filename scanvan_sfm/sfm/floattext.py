@@ -218,7 +218,7 @@ def write_double(out, pos, value, digits):
         return _put(out, pos, _INF)
     length, k = _grisu2(bits, digits)
     kk = length + k
-    if 0 <= k and kk <= 21:  # 1234e7 -> 12340000000.0
+    if k >= 0 and kk <= 21:  # 1234e7 -> 12340000000.0
         for i in range(length):
             out[pos + i] = digits[i]
         for i in range(length, kk):

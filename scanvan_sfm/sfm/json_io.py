@@ -17,7 +17,7 @@ import orjson
 from ..atomic import atomic_output
 from ..errors import SceneFormatError
 from . import landmarks_json as lj
-from .convert import (intrinsic_from_data, intrinsic_to_data, pose_from_data, view_from_data,
+from .convert import (check_version, intrinsic_from_data, intrinsic_to_data, pose_from_data, view_from_data,
                       view_to_data)
 from .floattext import MAX_DOUBLE_TEXT, format_double
 from .models import Landmarks, SfMData, View, _Intrinsic
@@ -194,7 +194,7 @@ def _doubles(tokens: np.ndarray, path: Path, name: str) -> np.ndarray:
 def _concat(parts: list[tuple[np.ndarray, ...]]) -> Landmarks:
     if not parts:
         return Landmarks()
-    ids, X, counts, obs_view, obs_feat, obs_xy = (np.concatenate(col) for col in zip(*parts))
+    ids, X, counts, obs_view, obs_feat, obs_xy = (np.concatenate(col) for col in zip(*parts, strict=True))
     offsets = np.zeros(len(ids) + 1, np.int64)
     np.cumsum(counts, out=offsets[1:])
     return Landmarks(ids, X, offsets, obs_view, obs_feat, obs_xy)
@@ -244,9 +244,8 @@ def scene_from_json(head: dict, maps: dict[str, Landmarks], file: str) -> SfMDat
     unknown = set(head) - set(TOP_LEVEL)
     if unknown:
         raise SceneFormatError(file, sorted(unknown)[0], "unknown member")
-    version = _typed(head["sfm_data_version"], str, file, "sfm_data_version")
-    if version < "0.3":
-        raise SceneFormatError(file, "sfm_data_version", f"version {version!r} is not supported (openMVG ≥ 1.1 writes 0.3)")
+    version = check_version(_typed(head["sfm_data_version"], str, file, "sfm_data_version"),
+                            lambda msg: SceneFormatError(file, "sfm_data_version", msg))
     if "control_points" not in maps:
         raise SceneFormatError(file, "control_points", "missing member")
     poly = PolymorphicReader(lambda where, msg: SceneFormatError(file, where, msg))

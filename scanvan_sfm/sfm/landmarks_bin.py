@@ -40,7 +40,7 @@ def count_observations(buf, pos, n):
         if m > np.uint64((end - pos - LANDMARK_HEAD) // OBSERVATION):
             return TOO_MANY, pos + 36, i, total
         pos += LANDMARK_HEAD
-        for k in range(np.int64(m)):
+        for _ in range(np.int64(m)):
             if _u64(buf, pos + 8) != 2:
                 return BAD_LENGTH, pos + 8, i, total
             pos += OBSERVATION

@@ -131,18 +131,36 @@ def _numbers(buf, pos, end, tok, row, count):
 
 
 @numba.njit(cache=True)
-def _observation(buf, pos, end, obs_view, obs_feat, xy_tok, k):
+def _entry_open(buf, pos, end):
+    """``{"key": N, "value": {`` of a map entry; returns (pos, N)."""
+    key = 0
     pos = _char(buf, pos, end, 123)
     if pos >= 0:
         pos = _member(buf, pos, end, _KEY)
     if pos >= 0:
-        pos, obs_view[k] = _uint(buf, pos, end)
+        pos, key = _uint(buf, pos, end)
     if pos >= 0:
         pos = _char(buf, pos, end, 44)
     if pos >= 0:
         pos = _member(buf, pos, end, _VALUE)
     if pos >= 0:
         pos = _char(buf, pos, end, 123)
+    return pos, key
+
+
+@numba.njit(cache=True)
+def _entry_close(buf, pos, end):
+    """``}}`` closing the value and the entry."""
+    if pos >= 0:
+        pos = _char(buf, pos, end, 125)
+    if pos >= 0:
+        pos = _char(buf, pos, end, 125)
+    return pos
+
+
+@numba.njit(cache=True)
+def _observation(buf, pos, end, obs_view, obs_feat, xy_tok, k):
+    pos, obs_view[k] = _entry_open(buf, pos, end)
     if pos >= 0:
         pos = _member(buf, pos, end, _ID_FEAT)
     if pos >= 0:
@@ -153,27 +171,13 @@ def _observation(buf, pos, end, obs_view, obs_feat, xy_tok, k):
         pos = _member(buf, pos, end, _XY)
     if pos >= 0:
         pos = _numbers(buf, pos, end, xy_tok, 2 * k, 2)
-    if pos >= 0:
-        pos = _char(buf, pos, end, 125)
-    if pos >= 0:
-        pos = _char(buf, pos, end, 125)
-    return pos
+    return _entry_close(buf, pos, end)
 
 
 @numba.njit(cache=True)
 def _landmark(buf, pos, end, ids, x_tok, counts, obs_view, obs_feat, xy_tok, i, k):
     """One map entry; returns (pos, observations written)."""
-    pos = _char(buf, pos, end, 123)
-    if pos >= 0:
-        pos = _member(buf, pos, end, _KEY)
-    if pos >= 0:
-        pos, ids[i] = _uint(buf, pos, end)
-    if pos >= 0:
-        pos = _char(buf, pos, end, 44)
-    if pos >= 0:
-        pos = _member(buf, pos, end, _VALUE)
-    if pos >= 0:
-        pos = _char(buf, pos, end, 123)
+    pos, ids[i] = _entry_open(buf, pos, end)
     if pos >= 0:
         pos = _member(buf, pos, end, _X)
     if pos >= 0:
@@ -209,12 +213,8 @@ def _landmark(buf, pos, end, ids, x_tok, counts, obs_view, obs_feat, xy_tok, i, 
             if buf[pos] != 44:
                 return BAD, 0
             pos += 1
-    if pos >= 0:
-        pos = _char(buf, pos, end, 125)
-    if pos >= 0:
-        pos = _char(buf, pos, end, 125)
     counts[i] = n
-    return pos, n
+    return _entry_close(buf, pos, end), n
 
 
 @numba.njit(cache=True)
@@ -308,6 +308,27 @@ OBSERVATION_BYTES = 256 + 2 * (MAX_DOUBLE_TEXT + 40)
 
 
 @numba.njit(cache=True)
+def _write_entry_open(out, pos, indent, key):
+    """``{"key": N, "value": {`` laid out as openMVG does, the entry at ``indent``."""
+    out[pos] = 123
+    pos = _indent(out, pos + 1, indent + 4)
+    pos = _put(out, pos, _KEY_OPEN)
+    pos = _write_uint(out, pos, key)
+    out[pos] = 44
+    pos = _indent(out, pos + 1, indent + 4)
+    return _put(out, pos, _VALUE_OPEN)
+
+
+@numba.njit(cache=True)
+def _write_entry_close(out, pos, indent):
+    pos = _indent(out, pos, indent + 4)
+    out[pos] = 125
+    pos = _indent(out, pos + 1, indent)
+    out[pos] = 125
+    return pos + 1
+
+
+@numba.njit(cache=True)
 def write_landmarks(out, ids, X, offsets, obs_view, obs_feat, xy, start, indent):
     """Write entries from ``start`` as long as they fit in ``out``; each one preceded by
     ``,`` unless it is the array's first. Returns (bytes written, next entry)."""
@@ -322,13 +343,7 @@ def write_landmarks(out, ids, X, offsets, obs_view, obs_feat, xy, start, indent)
             out[pos] = 44
             pos += 1
         pos = _indent(out, pos, indent)
-        out[pos] = 123
-        pos = _indent(out, pos + 1, indent + 4)
-        pos = _put(out, pos, _KEY_OPEN)
-        pos = _write_uint(out, pos, ids[i])
-        out[pos] = 44
-        pos = _indent(out, pos + 1, indent + 4)
-        pos = _put(out, pos, _VALUE_OPEN)
+        pos = _write_entry_open(out, pos, indent, ids[i])
         pos = _indent(out, pos, indent + 8)
         pos = _put(out, pos, _X_OPEN)
         pos = _write_doubles(out, pos, X[i], indent + 12, scratch)
@@ -341,13 +356,7 @@ def write_landmarks(out, ids, X, offsets, obs_view, obs_feat, xy, start, indent)
                 out[pos] = 44
                 pos += 1
             pos = _indent(out, pos, indent + 12)
-            out[pos] = 123
-            pos = _indent(out, pos + 1, indent + 16)
-            pos = _put(out, pos, _KEY_OPEN)
-            pos = _write_uint(out, pos, obs_view[k])
-            out[pos] = 44
-            pos = _indent(out, pos + 1, indent + 16)
-            pos = _put(out, pos, _VALUE_OPEN)
+            pos = _write_entry_open(out, pos, indent + 12, obs_view[k])
             pos = _indent(out, pos, indent + 20)
             pos = _put(out, pos, _ID_FEAT_OPEN)
             pos = _write_uint(out, pos, obs_feat[k])
@@ -356,18 +365,10 @@ def write_landmarks(out, ids, X, offsets, obs_view, obs_feat, xy, start, indent)
             pos = _put(out, pos, _XY_OPEN)
             pos = _write_doubles(out, pos, xy[k], indent + 24, scratch)
             out[pos] = 93
-            pos = _indent(out, pos + 1, indent + 16)
-            out[pos] = 125
-            pos = _indent(out, pos + 1, indent + 12)
-            out[pos] = 125
-            pos += 1
+            pos = _write_entry_close(out, pos + 1, indent + 12)
         if n:
             pos = _indent(out, pos, indent + 8)
         out[pos] = 93
-        pos = _indent(out, pos + 1, indent + 4)
-        out[pos] = 125
-        pos = _indent(out, pos + 1, indent)
-        out[pos] = 125
-        pos += 1
+        pos = _write_entry_close(out, pos + 1, indent)
         i += 1
     return pos, i

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Annotated, ClassVar, Literal, Union
+from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
@@ -108,7 +108,7 @@ class Spherical(_Intrinsic):
 
 
 Intrinsic = Annotated[
-    Union[Pinhole, PinholeRadialK1, PinholeRadialK3, PinholeBrownT2, Fisheye, Spherical],
+    Pinhole | PinholeRadialK1 | PinholeRadialK3 | PinholeBrownT2 | Fisheye | Spherical,
     Field(discriminator="type"),
 ]
 INTRINSIC_TYPES: dict[str, type[_Intrinsic]] = {
@@ -164,7 +164,7 @@ class Landmarks:
         """Index of the landmark that owns each observation."""
         return np.repeat(np.arange(len(self.ids)), np.diff(self.obs_offsets))
 
-    def select(self, keep_landmarks: np.ndarray, keep_obs: np.ndarray | None = None) -> "Landmarks":
+    def select(self, keep_landmarks: np.ndarray, keep_obs: np.ndarray | None = None) -> Landmarks:
         """A copy with only the landmarks (bool mask) and observations (bool mask) kept."""
         if keep_obs is None:
             keep_obs = np.ones(self.n_observations, bool)
@@ -180,7 +180,7 @@ class Landmarks:
             obs_xy=self.obs_xy[keep_obs],
         )
 
-    def equal_by_id(self, other: "Landmarks") -> bool:
+    def equal_by_id(self, other: Landmarks) -> bool:
         """Same landmarks and observations, compared by id with bit-exact values (order-free)."""
         return _canonical(self) == _canonical(other)
 
@@ -225,7 +225,7 @@ class SfMData(BaseModel):
         base = str(root) if root is not None else self.root_path
         return Path(base) / PurePosixPath(view.image_path.replace("\\", "/"))
 
-    def equal_by_id(self, other: "SfMData") -> bool:
+    def equal_by_id(self, other: SfMData) -> bool:
         """Same scene regardless of entry order; values compared bit-exactly."""
         return (
             (self.version, self.root_path) == (other.version, other.root_path)

@@ -4,7 +4,8 @@ One type-name table and one pointer table per file, counters from 1; a first occ
 bit 31 set (and carries the name or the data), later ones refer back by number.
 """
 
-from typing import Callable, TypeVar
+from typing import TypeVar
+from collections.abc import Callable
 
 MSB = 0x80000000
 EXACT_TYPE = 0x40000000  # the pointee is exactly the declared type: a plain View
