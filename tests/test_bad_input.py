@@ -78,6 +78,15 @@ def test_json_errors_name_the_json_path(tmp_path, mutate, where, message):
     assert exc.value.where == where and message in exc.value.message
 
 
+@pytest.mark.parametrize("tail", [b"}", b" x", b"\n{}"])
+def test_data_after_the_json_scene_is_an_error(tmp_path, tail):
+    with pytest.raises(SceneFormatError) as exc:
+        _read(tmp_path, "tail.json", GPS_VIEWS_JSON + tail)
+    assert exc.value.where.startswith("byte ")
+    assert read_scene(OPENMVG / "360_flat_gps" / "sfm_data_views.json").equal_by_id(
+        _read(tmp_path, "ws.json", GPS_VIEWS_JSON + b"\n \t"))
+
+
 def test_bin_errors_name_the_byte_offset(tmp_path):
     views_count = 1 + 8 + len("0.3") + 8 + len("images")
     huge_views = LUND_BIN[:views_count] + struct.pack("<Q", 1 << 60) + LUND_BIN[views_count + 8:]

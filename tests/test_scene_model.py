@@ -6,7 +6,8 @@ import pytest
 from conftest import OPENMVG, POSED, SCENES
 from scanvan_sfm.sfm import (Fisheye, Pinhole, PinholeBrownT2, PinholeRadialK1, PinholeRadialK3,
                              Spherical, View, read_scene)
-from scanvan_sfm.sfm.cameras import add_distortion, bearings, project, project_camera, remove_distortion
+from scanvan_sfm.sfm.cameras import (add_distortion, bearings, camera_to_world, project, project_camera,
+                                     remove_distortion, world_to_camera)
 from scanvan_sfm.sfm.io import images_root
 from scanvan_sfm.sfm.synthetic import synthetic_scene
 
@@ -68,6 +69,13 @@ def test_distortion_is_needed_for_lund():
     plain = Pinhole(width=k3.width, height=k3.height, focal_length=k3.focal_length,
                     principal_point=k3.principal_point)
     assert _median_residual(scene, k3) < 0.5 and _median_residual(scene, plain) > 3.0
+
+
+def test_world_camera_transforms_are_inverse():
+    pose = read_scene(OPENMVG / "lund" / "sfm_data.bin").extrinsics[3]
+    X = np.random.default_rng(0).normal(size=(50, 3))
+    assert np.allclose(camera_to_world(pose, world_to_camera(pose, X)), X)
+    assert np.allclose(world_to_camera(pose, pose.C[None]), 0)
 
 
 def test_spherical_matches_openmvg_conventions():

@@ -68,5 +68,3 @@ def pose_from_data(data: Any, file: str, where: str) -> Pose:
 def distortion_field(intrinsic: Pinhole) -> str | None:
     return DISTORTION_FIELD.get(intrinsic.type)
 
-
-Builder = Callable[[str | None, Any, str, str], Any]

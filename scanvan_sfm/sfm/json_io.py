@@ -24,6 +24,8 @@ from .models import Landmarks, SfMData, View, _Intrinsic
 from .polymorphic import MSB, PolymorphicReader, PolymorphicWriter
 
 CHUNK_BYTES = 64 << 20
+#: Landmarks and observations gathered per scanner call before they are converted.
+SCAN_LANDMARKS, SCAN_OBSERVATIONS = 1 << 16, 1 << 19
 #: Below this size a file whose layout the fast scanner does not expect is re-read generically.
 GENERIC_LIMIT_BYTES = 512 << 20
 LANDMARK_MAPS = ("structure", "control_points")
@@ -144,17 +146,18 @@ class _Scanner:
                     head[key] = self._value(key)
                 if self._char(b",}", "$") == ord("}"):
                     break
-        while not self.eof:
+        while True:  # only white space may follow
             self.pos = self._call(_skip_ws)
             if self.pos < self.end:
                 raise SceneFormatError(self.path, f"byte {self.offset + self.pos}", "data after the end of the scene")
+            if self.eof:
+                return head, maps
             self.offset, self.pos, self.end = self.offset + self.end, 0, 0
             self.end = self.f.readinto(memoryview(self.buf))
             self.eof = self.end == 0
-        return head, maps
 
     def _landmarks(self, name: str) -> Landmarks:
-        cap_lm, cap_obs = 1 << 16, 1 << 19
+        cap_lm, cap_obs = SCAN_LANDMARKS, SCAN_OBSERVATIONS
         parts: list[tuple[np.ndarray, ...]] = []
         state, done = lj.START, 0
         columns = _scan_columns(cap_lm, cap_obs)
@@ -239,15 +242,13 @@ def _value_end(buf, pos, end):
 def scene_from_json(head: dict, maps: dict[str, Landmarks], file: str) -> SfMData:
     """Build the scene from the parsed top-level members (landmark maps already columnar)."""
     for name in TOP_LEVEL:
-        if name not in head and name not in maps and name != "control_points":
+        if name not in head and name not in maps:
             raise SceneFormatError(file, name, "missing member")
     unknown = set(head) - set(TOP_LEVEL)
     if unknown:
         raise SceneFormatError(file, sorted(unknown)[0], "unknown member")
     version = check_version(_typed(head["sfm_data_version"], str, file, "sfm_data_version"),
                             lambda msg: SceneFormatError(file, "sfm_data_version", msg))
-    if "control_points" not in maps:
-        raise SceneFormatError(file, "control_points", "missing member")
     poly = PolymorphicReader(lambda where, msg: SceneFormatError(file, where, msg))
     return SfMData(
         version=version,

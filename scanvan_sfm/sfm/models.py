@@ -164,22 +164,6 @@ class Landmarks:
         """Index of the landmark that owns each observation."""
         return np.repeat(np.arange(len(self.ids)), np.diff(self.obs_offsets))
 
-    def select(self, keep_landmarks: np.ndarray, keep_obs: np.ndarray | None = None) -> Landmarks:
-        """A copy with only the landmarks (bool mask) and observations (bool mask) kept."""
-        if keep_obs is None:
-            keep_obs = np.ones(self.n_observations, bool)
-        keep_obs = keep_obs & np.repeat(keep_landmarks, np.diff(self.obs_offsets))
-        counts = np.add.reduceat(keep_obs, self.obs_offsets[:-1]) if len(self.ids) else np.zeros(0)
-        counts = np.where(np.diff(self.obs_offsets) > 0, counts, 0)[keep_landmarks]
-        return Landmarks(
-            ids=self.ids[keep_landmarks],
-            X=self.X[keep_landmarks],
-            obs_offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
-            obs_view=self.obs_view[keep_obs],
-            obs_feat=self.obs_feat[keep_obs],
-            obs_xy=self.obs_xy[keep_obs],
-        )
-
     def equal_by_id(self, other: Landmarks) -> bool:
         """Same landmarks and observations, compared by id with bit-exact values (order-free)."""
         return _canonical(self) == _canonical(other)

@@ -31,9 +31,6 @@ class PolymorphicReader:
             raise self._fail(where, f"polymorphic_id {pid} refers to no type named before it")
         return self._names[pid]
 
-    def has_data(self, ptr_id: int) -> bool:
-        return bool(ptr_id & MSB)
-
     def pointee(self, ptr_id: int, build: Callable[[], T], kind: type, where: str) -> T:
         """The object of a first occurrence (built now) or of a back-reference."""
         if ptr_id & MSB:
