@@ -12,7 +12,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from . import steps
+from .batch import Timer, run_batch, summarize
+from .dataset import MainFolder
 from .errors import InputError
+from .masks import FEATURE_MASK_LAYOUTS, GuardedSettings
 from .sfm import Parts, convert_scene, read_scene, validate_scene
 from .sfm.bin_io import read_bin_counts
 from .sfm.io import images_root
@@ -102,6 +106,82 @@ def scene_validate(
     table.add_row("problems", str(len(problems)))
     err.print(table)
     raise typer.Exit(1 if problems else 0)
+
+
+Folder = Annotated[Path, typer.Argument(help="main folder: images/ and anonymization/", show_default=False)]
+Workers = Annotated[int | None, typer.Option(help="Images processed at once (default: all cores).")]
+
+
+def _run_step(title: str, folder: MainFolder, work, workers: int | None) -> None:
+    """One step over every image of the folder, then the summary; exit 1 if any image failed."""
+    images = folder.images()
+    colliding = folder.colliding(images)
+
+    def guarded(rel: str):
+        if rel in colliding:
+            raise InputError(f"{folder.source(rel)}: another image has the same name but another extension")
+        return work(rel)
+
+    with Timer() as timer:
+        outcomes = run_batch(title, images, guarded, workers)
+    raise typer.Exit(summarize(title, outcomes, timer.seconds, {"masked": "mean masked"}))
+
+
+@app.command("masks")
+def masks_command(
+    folder: Folder,
+    mode: Annotated[str, typer.Option(help="guarded (default) or seed (the original, bit for bit).")] = "guarded",
+    camera_mask: Annotated[Path | None, typer.Option(help="Static camera/car mask to merge (guarded).")] = None,
+    people_floor: Annotated[float, typer.Option(help="Never threshold people below this probability.")] = 0.3,
+    vehicles_floor: Annotated[float, typer.Option(help="Same for vehicles.")] = 0.3,
+    people_dilation: Annotated[int, typer.Option(help="Grow people masks by this many pixels.")] = 16,
+    vehicles_dilation: Annotated[int, typer.Option(help="Grow vehicle masks by this many pixels.")] = 8,
+    min_area: Annotated[int, typer.Option(help="Drop detections smaller than this (pixels).")] = 64,
+    original_convention: Annotated[bool, typer.Option(help="Write 3-channel masks, 0 = fill, as ScanVan did.")] = False,
+    feature_masks: Annotated[
+        list[str], typer.Option(help=f"Also write masks for: {', '.join(FEATURE_MASK_LAYOUTS)}.")] = [],  # noqa: B006
+    workers: Workers = None,
+) -> None:
+    """Step 2: probability maps (anonymization/segmentation) → masks (anonymization/masks)."""
+    main_folder = MainFolder(folder)
+    for layout in feature_masks:
+        main_folder.feature_masks(layout)  # refuses unknown layouts up front
+    options = steps.MaskOptions(
+        mode=mode, camera_mask=camera_mask, original_convention=original_convention,
+        feature_layouts=tuple(feature_masks),
+        guarded=GuardedSettings((people_floor, vehicles_floor), (people_dilation, vehicles_dilation), min_area))
+    _run_step("masks", main_folder, lambda rel: steps.make_mask(main_folder, rel, options), workers)
+
+
+@app.command("fill")
+def fill_command(
+    folder: Folder,
+    mode: Annotated[str, typer.Option(help="fast (default) or telea (the original, radius 16).")] = "fast",
+    out_format: Annotated[str, typer.Option("--format", help="same, jpg, png, tif or bmp.")] = "same",
+    original_convention: Annotated[bool, typer.Option(help="Masks are ScanVan's 0 = fill.")] = False,
+    panorama: Annotated[bool | None, typer.Option(
+        "--panorama/--no-panorama", help="Wrap at the left/right edge (default: for 2:1 images).")] = None,
+    workers: Workers = None,
+) -> None:
+    """Step 3: fill the masked pixels of every image (anonymization/blur)."""
+    main_folder = MainFolder(folder)
+    _run_step("fill", main_folder, lambda rel: steps.fill_image(main_folder, rel, mode, out_format,
+                                                                 original_convention, panorama), workers)
+
+
+@app.command("camera-blur")
+def camera_blur_command(
+    folder: Folder,
+    camera_mask: Annotated[Path, typer.Option(help="Static mask: white = scene, dark = car/camera.",
+                                              show_default=False)],
+    feather: Annotated[int, typer.Option(help="Soften the edge over this many pixels (0 = as ScanVan).")] = 0,
+    workers: Workers = None,
+) -> None:
+    """Step 4: box-blur the car roof and camera head in the filled images (anonymization/gaussian_blur)."""
+    main_folder = MainFolder(folder)
+    masks: dict = {}
+    _run_step("camera blur", main_folder,
+              lambda rel: steps.camera_blur_image(main_folder, rel, camera_mask, feather, masks), workers)
 
 
 def main() -> None:

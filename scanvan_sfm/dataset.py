@@ -1,0 +1,73 @@
+"""The original ScanVan main-folder layout, in one place.
+
+    main-folder/
+      images/                       sources (sub-folders allowed)
+      anonymization/
+        segmentation/<key>-probmap-<class>.png
+        masks/<key>-mask.png
+        blur/<key>.<ext>            filled images
+        gaussian_blur/<key>.<ext>   camera/car-roof blurred
+        feature_masks/<tool>/…      masks for openMVG, COLMAP, OpenSfM
+
+``key`` is the image path relative to ``images/`` without its extension, as the original named
+its outputs; two sources that share a key (``a.jpg`` and ``a.png``) are refused.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path, PurePosixPath
+
+from .errors import InputError
+from .images import IMAGE_SUFFIXES
+from .masks import FEATURE_MASK_LAYOUTS, probmap_name
+
+
+class MainFolder:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.images_dir = self.root / "images"
+        self.anonymization = self.root / "anonymization"
+        self.segmentation_dir = self.anonymization / "segmentation"
+        self.masks_dir = self.anonymization / "masks"
+        self.blur_dir = self.anonymization / "blur"
+        self.gaussian_blur_dir = self.anonymization / "gaussian_blur"
+        self.feature_masks_dir = self.anonymization / "feature_masks"
+
+    def images(self) -> list[str]:
+        """Source images as POSIX paths relative to ``images/``, sorted."""
+        if not self.images_dir.is_dir():
+            raise InputError(f"{self.images_dir}: no images folder")
+        return sorted(p.relative_to(self.images_dir).as_posix() for p in self.images_dir.rglob("*")
+                      if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+    def colliding(self, images: list[str]) -> set[str]:
+        """Images whose key another image shares: their outputs would overwrite each other."""
+        counts = Counter(self.key(rel) for rel in images)
+        return {rel for rel in images if counts[self.key(rel)] > 1}
+
+    @staticmethod
+    def key(rel: str) -> str:
+        path = PurePosixPath(rel)
+        return str(path.with_suffix("")) if path.suffix else str(path)
+
+    def source(self, rel: str) -> Path:
+        return self.images_dir / rel
+
+    def probmap(self, rel: str, cls: str) -> Path:
+        key = PurePosixPath(self.key(rel))
+        return self.segmentation_dir / key.parent / probmap_name(key.name, cls)
+
+    def mask(self, rel: str) -> Path:
+        return self.masks_dir / f"{self.key(rel)}-mask.png"
+
+    def blurred(self, rel: str, suffix: str) -> Path:
+        return self.blur_dir / f"{self.key(rel)}{suffix}"
+
+    def camera_blurred(self, rel: str, suffix: str) -> Path:
+        return self.gaussian_blur_dir / f"{self.key(rel)}{suffix}"
+
+    def feature_masks(self, layout: str) -> Path:
+        if layout not in FEATURE_MASK_LAYOUTS:
+            raise InputError(f"unknown feature-mask layout {layout!r} (choose from {', '.join(FEATURE_MASK_LAYOUTS)})")
+        return self.feature_masks_dir / layout

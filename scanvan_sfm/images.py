@@ -1,0 +1,109 @@
+"""Image files in and out: pixels in RGB(A) order, JPEG metadata carried over.
+
+JPEG is decoded by Pillow, which refuses truncated files and reads EXIF, XMP (GPano panorama
+tags included) and ICC in the same pass; PNG, BMP and TIFF by OpenCV, which keeps 16-bit colour.
+The EXIF orientation is not applied: openMVG works on the stored pixel grid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .atomic import atomic_output
+from .errors import InputError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
+JPEG_SUFFIXES = {".jpg", ".jpeg"}
+
+
+class ImageError(InputError):
+    """An image that cannot be read or written."""
+
+
+@dataclass
+class Picture:
+    """Pixels (H×W, H×W×3 RGB or H×W×4 RGBA; uint8 or uint16) and the metadata to keep."""
+
+    pixels: np.ndarray
+    metadata: dict[str, bytes] = field(default_factory=dict)  # exif, xmp, icc_profile
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.pixels.shape[1], self.pixels.shape[0]
+
+
+def read_image(path: str | Path) -> Picture:
+    path = Path(path)
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise ImageError(f"{path}: unsupported image type {path.suffix!r}")
+    if not path.is_file():
+        raise ImageError(f"{path}: image not found")
+    if path.suffix.lower() in JPEG_SUFFIXES:
+        return _read_jpeg(path)
+    pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if pixels is None:
+        raise ImageError(f"{path}: unreadable or truncated image")
+    if pixels.ndim == 3:
+        pixels = cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB if pixels.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
+    return Picture(pixels)
+
+
+def _read_jpeg(path: Path) -> Picture:
+    try:
+        with Image.open(path) as img:
+            img.load()
+            metadata = {k: img.info[k] for k in ("exif", "xmp", "icc_profile") if img.info.get(k)}
+            if img.mode not in ("RGB", "L"):
+                img = img.convert("RGB")
+            return Picture(np.asarray(img), metadata)
+    except (OSError, UnidentifiedImageError, SyntaxError) as exc:
+        raise ImageError(f"{path}: unreadable or truncated image ({exc})") from None
+
+
+def write_image(path: str | Path, picture: Picture, quality: int = 95) -> None:
+    """Write atomically in the format of the extension; JPEG keeps the picture's metadata.
+
+    PNG, BMP and TIFF are lossless; JPEG needs 8-bit pixels and drops an alpha channel.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
+        raise ImageError(f"{path}: unsupported output type {path.suffix!r}")
+    pixels = picture.pixels
+    if suffix in JPEG_SUFFIXES:
+        if pixels.dtype != np.uint8:
+            raise ImageError(f"{path}: JPEG needs 8-bit pixels; write PNG or TIFF for 16-bit images")
+        if pixels.ndim == 3 and pixels.shape[2] == 4:
+            pixels = pixels[:, :, :3]
+        with atomic_output(path) as f:
+            Image.fromarray(pixels).save(f, "JPEG", quality=quality, **picture.metadata)
+        return
+    if pixels.ndim == 3:
+        pixels = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR if pixels.shape[2] == 3 else cv2.COLOR_RGBA2BGRA)
+    params = [cv2.IMWRITE_PNG_COMPRESSION, 1] if suffix == ".png" else []
+    ok, encoded = cv2.imencode(suffix, pixels, params)
+    if not ok:
+        raise ImageError(f"{path}: could not encode the image")
+    with atomic_output(path) as f:
+        f.write(encoded.tobytes())
+
+
+def read_mask(path: str | Path, original_convention: bool = False) -> np.ndarray:
+    """A mask as bool (True = anonymize). The original's masks are 0 = fill, any value < 255."""
+    picture = read_image(path)
+    gray = picture.pixels if picture.pixels.ndim == 2 else picture.pixels[:, :, :3].min(axis=2)
+    return gray < 255 if original_convention else gray > 0
+
+
+def write_mask(path: str | Path, mask: np.ndarray, original_convention: bool = False) -> None:
+    """255 = anonymize, one channel; or the original's 3-channel 0 = fill."""
+    if original_convention:
+        gray = np.where(mask, 0, 255).astype(np.uint8)
+        write_image(path, Picture(np.repeat(gray[:, :, None], 3, axis=2)))
+    else:
+        write_image(path, Picture(mask.astype(np.uint8) * 255))

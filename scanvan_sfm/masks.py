@@ -1,0 +1,128 @@
+"""Probability maps → anonymization masks (True / 255 = anonymize), and feature masks for SfM tools.
+
+``seed`` reproduces the original ScanVan ``custom_masks.py`` bit for bit. ``guarded`` (default)
+adds what it lacks: no Otsu on an empty map, a floor threshold per class, dilation in
+full-resolution pixels, a minimum component area, an optional static camera/car mask.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import cv2
+import numpy as np
+
+from .images import write_mask
+
+CLASSES = ("people", "vehicles")
+#: The original's file names used "vehicle" for the vehicles class.
+PROBMAP_NAMES = {"people": "people", "vehicles": "vehicle"}
+
+
+def probmap_name(stem: str, cls: str) -> str:
+    """``<stem>-probmap-<class>.png``, the original's on-disk name."""
+    return f"{stem}-probmap-{PROBMAP_NAMES[cls]}.png"
+
+
+def probmap_to_uint8(p: np.ndarray) -> np.ndarray:
+    """The original's encoding: ``uint8(p·255)``, truncated."""
+    return (np.clip(p, 0.0, 1.0) * 255).astype(np.uint8)
+
+
+def _otsu(gray: np.ndarray) -> tuple[float, np.ndarray]:
+    return cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+
+
+def block_upscale(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The original's nearest-block upscale: source row ``i`` covers rows ⌊i·s⌋ … ⌊(i+1)·s⌋−1.
+
+    Rows (and columns) no block reaches stay True, as the original's zero-filled (= fill)
+    output does.
+    """
+    def source_index(n_src: int, n_dst: int) -> np.ndarray:
+        starts = np.floor(np.arange(n_src + 1) * (n_dst / n_src)).astype(np.int64)
+        index = np.searchsorted(starts, np.arange(n_dst), side="right") - 1
+        return np.where(index < n_src, index, -1)
+
+    rows, cols = source_index(mask.shape[0], shape[0]), source_index(mask.shape[1], shape[1])
+    out = mask[np.ix_(np.maximum(rows, 0), np.maximum(cols, 0))]
+    out[rows < 0, :] = True
+    out[:, cols < 0] = True
+    return out
+
+
+def seed_mask(people: np.ndarray, vehicles: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """ScanVan's ``custom_masks.py``: Otsu per class, people dilated 9×1 vertically at model
+    resolution (what its wrapped uint8 kernel computes), OR, block upscale to ``shape``."""
+    _, mp = _otsu(people)
+    mp = cv2.dilate(mp, np.ones((9, 1), np.uint8))
+    _, mv = _otsu(vehicles)
+    return block_upscale((mp | mv) > 0, shape)
+
+
+@dataclass(frozen=True)
+class GuardedSettings:
+    """Thresholds in probability, sizes in full-resolution pixels."""
+
+    floor: tuple[float, float] = (0.3, 0.3)            # people, vehicles: never threshold below
+    dilation: tuple[int, int] = (16, 8)                # grow people more (hair, limbs, shadows)
+    min_area: int = 64                                 # drop smaller components before dilation
+
+
+def guarded_mask(people: np.ndarray, vehicles: np.ndarray, shape: tuple[int, int],
+                 settings: GuardedSettings = GuardedSettings(),
+                 camera: np.ndarray | None = None) -> np.ndarray:
+    """Per class: Otsu only where something was detected, never below the floor; maps resized
+    to ``shape`` before thresholding (smooth edges); small components dropped; dilated."""
+    mask = np.zeros(shape, bool)
+    for gray, floor, radius in zip((people, vehicles), settings.floor, settings.dilation, strict=True):
+        if gray.max() < floor * 255:
+            continue
+        otsu, _ = _otsu(gray)
+        threshold = max(otsu, floor * 255)
+        full = cv2.resize(gray, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+        cls = _drop_small((full > threshold).astype(np.uint8), settings.min_area)
+        if radius:
+            cls = cv2.dilate(cls, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2))
+        mask |= cls > 0
+    if camera is not None:
+        mask |= camera
+    return mask
+
+
+def _drop_small(binary: np.ndarray, min_area: int) -> np.ndarray:
+    if min_area <= 1:
+        return binary
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    keep = stats[:, cv2.CC_STAT_AREA] >= min_area
+    keep[0] = False
+    return keep[labels].astype(np.uint8)
+
+
+# ------------------------------------------------------------------ feature masks for SfM tools
+
+FEATURE_MASK_LAYOUTS = ("openmvg", "colmap", "opensfm")
+
+
+def feature_mask_path(layout: str, out_dir: Path, image_path: str) -> Path:
+    """Where each tool looks for the mask of ``image_path`` (relative to its image folder).
+
+    openMVG: ``<basename>_mask.png`` beside the image; COLMAP: ``<image name>.png`` in the mask
+    folder; OpenSfM: ``masks/<image name>.png``.
+    """
+    rel = PurePosixPath(image_path)
+    if layout == "openmvg":
+        return out_dir / rel.parent / f"{rel.stem}_mask.png"
+    if layout == "colmap":
+        return out_dir / rel.parent / f"{rel.name}.png"
+    if layout == "opensfm":
+        return out_dir / "masks" / rel.parent / f"{rel.name}.png"
+    raise ValueError(f"unknown feature-mask layout {layout!r} (choose from {', '.join(FEATURE_MASK_LAYOUTS)})")
+
+
+def write_feature_mask(layout: str, mask: np.ndarray, out_dir: Path, image_path: str) -> Path:
+    """All three tools read 0 = ignore, non-zero = use: the anonymized area is 0."""
+    path = feature_mask_path(layout, out_dir, image_path)
+    write_mask(path, ~mask)
+    return path

@@ -1,0 +1,113 @@
+"""Steps 2–4 of the original pipeline, one image at a time, on a main folder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .camera_blur import camera_blur, load_camera_mask
+from .dataset import MainFolder
+from .errors import InputError
+from .fill import fill
+from .images import IMAGE_SUFFIXES, Picture, read_image, read_mask, write_image, write_mask
+from .masks import CLASSES, GuardedSettings, guarded_mask, seed_mask, write_feature_mask
+from .sfm.validate import image_size
+
+MASK_MODES = ("guarded", "seed")
+
+
+@dataclass
+class MaskOptions:
+    mode: str = "guarded"
+    guarded: GuardedSettings = GuardedSettings()
+    camera_mask: Path | None = None          # merged into guarded masks
+    original_convention: bool = False        # write 3-channel 0 = fill, as ScanVan did
+    feature_layouts: tuple[str, ...] = ()    # also write masks for these SfM tools
+    _cameras: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MASK_MODES:
+            raise InputError(f"unknown mask mode {self.mode!r} (choose from {', '.join(MASK_MODES)})")
+
+    def camera(self, size: tuple[int, int]) -> np.ndarray | None:
+        if self.camera_mask is None:
+            return None
+        if size not in self._cameras:
+            self._cameras[size] = load_camera_mask(self.camera_mask, size)
+        return self._cameras[size]
+
+
+def _probmap(path: Path) -> np.ndarray:
+    pixels = read_image(path).pixels
+    if pixels.ndim != 2 or pixels.dtype != np.uint8:
+        raise InputError(f"{path}: a probability map is an 8-bit grayscale PNG")
+    return pixels
+
+
+def make_mask(folder: MainFolder, rel: str, options: MaskOptions) -> dict[str, float]:
+    """Probability maps of one image → ``masks/<key>-mask.png`` (and feature masks)."""
+    width, height = image_size(folder.source(rel))
+    people, vehicles = (_probmap(folder.probmap(rel, cls)) for cls in CLASSES)
+    if options.mode == "seed":
+        mask = seed_mask(people, vehicles, (height, width))
+    else:
+        mask = guarded_mask(people, vehicles, (height, width), options.guarded, options.camera((width, height)))
+    write_mask(folder.mask(rel), mask, options.original_convention)
+    for layout in options.feature_layouts:
+        write_feature_mask(layout, mask, folder.feature_masks(layout), rel)
+    return {"masked": float(mask.mean())}
+
+
+def output_suffix(source: str, out_format: str) -> str:
+    suffix = Path(source).suffix if out_format == "same" else f".{out_format.lstrip('.')}"
+    if suffix.lower() not in IMAGE_SUFFIXES:
+        raise InputError(f"unknown output format {out_format!r}")
+    return suffix
+
+
+def is_panorama(size: tuple[int, int]) -> bool:
+    """Equirectangular panoramas are 2:1."""
+    return size[0] == 2 * size[1]
+
+
+def fill_image(folder: MainFolder, rel: str, mode: str = "fast", out_format: str = "same",
+               original_convention: bool = False, panorama: bool | None = None) -> dict[str, float]:
+    """Source image + its mask → ``blur/<key>.<ext>``; JPEG output keeps EXIF, XMP and ICC."""
+    picture = read_image(folder.source(rel))
+    mask_path = folder.mask(rel)
+    if not mask_path.is_file():
+        raise InputError(f"{mask_path}: mask not found")
+    mask = read_mask(mask_path, original_convention)
+    wrap = is_panorama(picture.size) if panorama is None else panorama
+    try:
+        filled = fill(picture.pixels, mask, mode, wrap=wrap, workers=1)
+    except InputError as exc:
+        raise InputError(f"{folder.source(rel)}: {exc}") from None
+    write_image(folder.blurred(rel, output_suffix(rel, out_format)), Picture(filled, picture.metadata))
+    return {"masked": float(mask.mean())}
+
+
+def filled_image(folder: MainFolder, rel: str) -> Path:
+    """The filled output of an image, whatever format it was written in."""
+    key = Path(folder.key(rel))
+    found = sorted(p for p in (folder.blur_dir / key.parent).glob(f"{key.name}.*")
+                   if p.suffix.lower() in IMAGE_SUFFIXES and p.stem == key.name)
+    if not found:
+        raise InputError(f"{folder.blur_dir / key}.*: no filled image (run the fill step first)")
+    return found[0]
+
+
+def camera_blur_image(folder: MainFolder, rel: str, camera_mask: Path, feather: int = 0,
+                      masks: dict | None = None) -> dict[str, float]:
+    """``blur/<key>.<ext>`` → ``gaussian_blur/<key>.<ext>`` with the car/camera area blurred."""
+    source = filled_image(folder, rel)
+    picture = read_image(source)
+    masks = {} if masks is None else masks
+    if picture.size not in masks:
+        masks[picture.size] = load_camera_mask(camera_mask, picture.size)
+    car = masks[picture.size]
+    write_image(folder.camera_blurred(rel, source.suffix), Picture(camera_blur(picture.pixels, car, feather),
+                                                                    picture.metadata))
+    return {"masked": float(car.mean())}

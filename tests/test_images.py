@@ -1,0 +1,75 @@
+"""Image I/O: formats in, metadata kept in JPEG, lossless elsewhere, bad files refused."""
+
+import hashlib
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import OPENMVG, SHARED
+from scanvan_sfm.images import ImageError, Picture, read_image, write_image
+
+RICOH = OPENMVG / "360_flat_gps" / "images" / "R0010210.JPG"
+LUND = SHARED / "images" / "opensfm_lund_01.jpg"
+
+
+def test_jpeg_keeps_exif_xmp_gpano_and_icc(tmp_path):
+    for source in (RICOH, LUND):
+        before = hashlib.sha256(source.read_bytes()).hexdigest()
+        picture = read_image(source)
+        write_image(tmp_path / "out.jpg", picture)
+        again = read_image(tmp_path / "out.jpg")
+        assert again.metadata == picture.metadata and set(picture.metadata) >= {"exif", "xmp"}
+        assert hashlib.sha256(source.read_bytes()).hexdigest() == before  # the original is untouched
+        assert np.abs(again.pixels.astype(int) - picture.pixels).mean() < 2
+    assert b"GPano" in read_image(RICOH).metadata["xmp"] and "icc_profile" in read_image(LUND).metadata
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif", ".bmp"])
+def test_lossless_formats_round_trip(tmp_path, suffix):
+    rgb = read_image(LUND).pixels
+    for pixels in (rgb, rgb[:, :, 0], np.dstack([rgb, rgb[:, :, 1]])):
+        write_image(tmp_path / f"x{suffix}", Picture(pixels))
+        assert np.array_equal(read_image(tmp_path / f"x{suffix}").pixels, pixels)
+
+
+def test_sixteen_bit_colour_survives(tmp_path):
+    deep = (read_image(LUND).pixels.astype(np.uint16) * 257) + 3
+    for suffix in (".png", ".tif"):
+        write_image(tmp_path / f"deep{suffix}", Picture(deep))
+        back = read_image(tmp_path / f"deep{suffix}").pixels
+        assert back.dtype == np.uint16 and np.array_equal(back, deep)
+    with pytest.raises(ImageError, match="JPEG needs 8-bit"):
+        write_image(tmp_path / "deep.jpg", Picture(deep))
+
+
+def test_channel_order_is_rgb_for_every_format(tmp_path):
+    pixels = np.zeros((8, 8, 3), np.uint8)
+    pixels[:, :, 0] = 250  # red
+    for suffix in (".png", ".jpg", ".bmp", ".tif"):
+        write_image(tmp_path / f"red{suffix}", Picture(pixels))
+        back = read_image(tmp_path / f"red{suffix}").pixels
+        assert back[:, :, 0].min() > 240 and back[:, :, 2].max() < 10
+        assert cv2.imread(str(tmp_path / f"red{suffix}"))[:, :, 2].min() > 240  # what other tools see
+
+
+@pytest.mark.parametrize("name,data", [
+    ("cut.jpg", LUND.read_bytes()[:40000]),
+    ("cut.png", None),
+    ("garbage.jpg", b"\xff\xd8\xff not a jpeg"),
+    ("empty.png", b""),
+])
+def test_bad_images_are_refused(tmp_path, name, data):
+    if data is None:
+        write_image(tmp_path / "whole.png", read_image(LUND))
+        data = (tmp_path / "whole.png").read_bytes()[:30000]
+    (tmp_path / name).write_bytes(data)
+    with pytest.raises(ImageError, match=name):
+        read_image(tmp_path / name)
+
+
+def test_missing_and_unknown_files(tmp_path):
+    with pytest.raises(ImageError, match="not found"):
+        read_image(tmp_path / "nope.jpg")
+    with pytest.raises(ImageError, match="unsupported"):
+        read_image(tmp_path / "x.gif")
