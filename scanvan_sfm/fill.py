@@ -15,6 +15,7 @@ the other edge.
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -57,7 +58,7 @@ def fill(image: np.ndarray, mask: np.ndarray, mode: str = "fast", *, radius: int
     pad = _wrap_pad(mask, join + margin) if wrap else 0
     src, src_mask = _pad_columns(colour, pad), _pad_columns(mask, pad)
     rois = _groups(src_mask, join, margin, grow)
-    with ThreadPoolExecutor(workers) as pool:  # all computed before any is written back
+    with ThreadPoolExecutor(workers or os.cpu_count()) as pool:  # all computed before any is written back
         results = list(pool.map(lambda roi: fill_roi(src[roi[0]], src_mask[roi[0]], roi[0][0].start == 0,
                                                      roi[0][1].start == 0), rois))
     dst = src.copy() if pad else colour
