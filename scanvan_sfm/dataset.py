@@ -3,7 +3,7 @@
     main-folder/
       images/                       sources (sub-folders allowed)
       anonymization/
-        segmentation/<key>-probmap-<class>.png
+        segmentation/<key>-probmap-<class>.png, <key>-detections.json
         masks/<key>-mask.png
         blur/<key>.<ext>            filled images
         gaussian_blur/<key>.<ext>   camera/car-roof blurred
@@ -57,6 +57,9 @@ class MainFolder:
     def probmap(self, rel: str, cls: str) -> Path:
         key = PurePosixPath(self.key(rel))
         return self.segmentation_dir / key.parent / probmap_name(key.name, cls)
+
+    def detections(self, rel: str) -> Path:
+        return self.segmentation_dir / f"{self.key(rel)}-detections.json"
 
     def mask(self, rel: str) -> Path:
         return self.masks_dir / f"{self.key(rel)}-mask.png"

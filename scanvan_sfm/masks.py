@@ -65,7 +65,7 @@ def seed_mask(people: np.ndarray, vehicles: np.ndarray, shape: tuple[int, int]) 
 class GuardedSettings:
     """Thresholds in probability, sizes in full-resolution pixels."""
 
-    floor: tuple[float, float] = (0.3, 0.3)            # people, vehicles: never threshold below
+    floor: tuple[float, float] = (0.5, 0.5)            # people, vehicles: never threshold below
     dilation: tuple[int, int] = (16, 8)                # grow people more (hair, limbs, shadows)
     min_area: int = 64                                 # drop smaller components before dilation
 

@@ -12,7 +12,8 @@ from .dataset import MainFolder
 from .errors import InputError
 from .fill import fill
 from .images import IMAGE_SUFFIXES, Picture, read_image, read_mask, write_image, write_mask
-from .masks import CLASSES, GuardedSettings, guarded_mask, seed_mask, write_feature_mask
+from .atomic import atomic_output
+from .masks import CLASSES, GuardedSettings, guarded_mask, probmap_to_uint8, seed_mask, write_feature_mask
 from .sfm.validate import image_size
 
 MASK_MODES = ("guarded", "seed")
@@ -37,6 +38,24 @@ class MaskOptions:
         if size not in self._cameras:
             self._cameras[size] = load_camera_mask(self.camera_mask, size)
         return self._cameras[size]
+
+
+def segment_image(folder: MainFolder, rel: str, segmenter, panorama: bool | None = None,
+                  camera_mask: Path | None = None) -> dict[str, float]:
+    """Image → ``segmentation/<key>-probmap-{people,vehicle}.png`` and ``<key>-detections.json``."""
+    import orjson
+
+    picture = read_image(folder.source(rel))
+    wrap = is_panorama(picture.size) if panorama is None else panorama
+    camera = load_camera_mask(camera_mask, picture.size) if camera_mask else None
+    result = segmenter.segment(picture.pixels, wrap, camera)
+    for cls in CLASSES:
+        write_image(folder.probmap(rel, cls), Picture(probmap_to_uint8(result.maps[cls])))
+    detections = {"image": rel, "width": picture.size[0], "height": picture.size[1], "model": segmenter.name,
+                  "detections": [d.as_dict() for d in result.detections]}
+    with atomic_output(folder.detections(rel)) as f:
+        f.write(orjson.dumps(detections, option=orjson.OPT_INDENT_2))
+    return {"masked": float((np.maximum(*(result.maps[c] for c in CLASSES)) >= 0.5).mean())}
 
 
 def _probmap(path: Path) -> np.ndarray:

