@@ -142,7 +142,7 @@ def models_install(folder: Annotated[Path | None, typer.Option(
 @app.command("segment")
 def segment_command(
     folder: Folder,
-    model: Annotated[str, typer.Option(help="centernet (default) or dhsegment.")] = "centernet",
+    model: Annotated[str, typer.Option(help="nanodet (default), centernet or dhsegment.")] = "nanodet",
     model_dir: Annotated[Path | None, typer.Option(help="Model files (default: the installed cache).")] = None,
     panorama: Annotated[bool | None, typer.Option(
         "--panorama/--no-panorama", help="Equirectangular tiling (default: for 2:1 images).")] = None,

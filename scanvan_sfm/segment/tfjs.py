@@ -93,7 +93,9 @@ def _graph_def(spec: dict, folder: Path):
     nodes = []
     for node in graph_def.node:
         if node.op == "Const" and node.name in weights:
-            node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(weights[node.name]))
+            # TF.js keeps int64 constants as int32: give each its node's declared type back
+            dtype = tf.dtypes.as_dtype(node.attr["dtype"].type).as_numpy_dtype
+            node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(weights[node.name].astype(dtype)))
         nodes.extend(_expand_fused(node) if node.op in _FUSED else [node])
     del graph_def.node[:]
     graph_def.node.extend(nodes)

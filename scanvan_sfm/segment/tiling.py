@@ -1,7 +1,7 @@
 """Where a detector looks: square tiles at native resolution that wrap across a panorama's seam,
 a coarser pass for large close objects, and perspective (gnomonic) views below the horizon band
 where the equirectangular projection stretches things. Each view renders the detector's input
-and maps boxes back to image pixels."""
+and maps boxes back to image pixels. The pitch of a view is positive downwards (image y)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ class TilePlan:
     overlap: float = 0.25
     down_pitch: float = 50.0                 # gnomonic views looking down, degrees below the horizon
     down_views: int = 4                      # how many around (0: none)
+    up_pitch: float = 50.0                   # and looking up (balconies, upper floors)
+    up_views: int = 0
     view_fov: float = 90.0
     photo_tile: int = 512                    # pinhole images: tile side, plus one whole-image pass
     min_valid: float = 0.2                   # skip views with less image data (no-data rows, camera mask)
@@ -110,7 +112,7 @@ class GnomonicView:
 
 
 def panorama_views(width: int, height: int, valid: np.ndarray, plan: TilePlan, size: int) -> list:
-    """Band tiles (fine and coarse) wrapping the seam, and gnomonic views below the band."""
+    """Band tiles (fine and coarse) wrapping the seam, and gnomonic views below (and above) the band."""
     rows = np.flatnonzero(valid.any(axis=1))
     top = max(int(plan.band[0] * height), int(rows.min()) if len(rows) else 0)
     bottom = min(int(plan.band[1] * height), int(rows.max()) + 1 if len(rows) else height)
@@ -120,8 +122,8 @@ def panorama_views(width: int, height: int, valid: np.ndarray, plan: TilePlan, s
         scaled_width = round(width * scale)
         y_top, y_bottom = round(top * scale), max(round(bottom * scale), round(top * scale) + 1)
         views += _grid(scaled_width, y_top, y_bottom, size, plan.overlap, scale, wrap=True)
-    views += [_gnomonic(360.0 * i / plan.down_views, plan.down_pitch, plan.view_fov, width, height, size)
-              for i in range(plan.down_views)]
+    for count, pitch in ((plan.down_views, plan.down_pitch), (plan.up_views, -plan.up_pitch)):
+        views += [_gnomonic(360.0 * i / count, pitch, plan.view_fov, width, height, size) for i in range(count)]
     return [v for v in views if v.valid_fraction(valid) >= plan.min_valid]
 
 

