@@ -55,7 +55,7 @@ def main() -> None:
         persons = [b[:4] for b in labels[name] if b[4] == "person"]
         covered = sum((people[int(y0 * scale):int(np.ceil(y1 * scale)), int(x0 * scale):int(np.ceil(x1 * scale))]
                        >= 0.5).mean() >= 0.5 for x0, y0, x1, y1 in persons)
-        kept = [d for d in result.detections if d.cls == "people" and d.score >= segmenter.thresholds["people"]]
+        kept = [d for d in result.detections if d.cls == "people" and d.score >= d.threshold]
         unmatched = sum(not any(d.x0 < x1 and x0 < d.x1 and d.y0 < y1 and y0 < d.y1 for x0, y0, x1, y1 in persons)
                         for d in kept)
         total_covered, total_persons = total_covered + covered, total_persons + len(persons)

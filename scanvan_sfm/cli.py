@@ -127,6 +127,69 @@ def _run_step(title: str, folder: MainFolder, work, workers: int | None) -> None
     raise typer.Exit(summarize(title, outcomes, timer.seconds, {"masked": "mean masked"}))
 
 
+@app.command("anonymize")
+def anonymize_command(
+    scene: SceneFile,
+    images_root_dir: Annotated[Path | None, typer.Option(
+        "--images-root", help="Folder of the images (overrides the scene's root_path).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Main folder for the outputs (default: beside the scene).")] = None,
+    model: Annotated[str, typer.Option(help="nanodet (default), centernet or dhsegment.")] = "nanodet",
+    model_dir: Annotated[Path | None, typer.Option(help="Model files (default: the installed cache).")] = None,
+    fill_mode: Annotated[str, typer.Option("--fill", help="fast (default) or telea (the original).")] = "fast",
+    mask_mode: Annotated[str, typer.Option(help="guarded (default) or seed (the original).")] = "guarded",
+    camera_mask: Annotated[Path | None, typer.Option(help="Static camera/car mask (white = scene).")] = None,
+    feature_masks: Annotated[
+        list[str], typer.Option(help=f"Also write masks for: {', '.join(FEATURE_MASK_LAYOUTS)}.")] = [],  # noqa: B006
+    workers: Workers = None,
+    all_views: Annotated[bool, typer.Option(help="Also the views without a pose or intrinsic.")] = False,
+    force: Annotated[bool, typer.Option(help="Redo views that are up to date.")] = False,
+) -> None:
+    """The main job: anonymize the scene's reconstructed views and register them in a new scene."""
+    from rich.progress import Progress
+
+    from .pipeline import STAGES, Settings, anonymize, sha256_file
+    from .segment import SEGMENTERS
+    from .fill import FILL_MODES
+
+    for value, allowed, what in ((model, SEGMENTERS, "model"), (fill_mode, FILL_MODES, "fill mode"),
+                                 (mask_mode, steps.MASK_MODES, "mask mode")):
+        if value not in allowed:
+            raise InputError(f"unknown {what} {value!r} (choose from {', '.join(allowed)})")
+    for layout in feature_masks:
+        MainFolder(".").feature_masks(layout)
+    if camera_mask is not None and not camera_mask.is_file():
+        raise InputError(f"{camera_mask}: camera mask not found")
+    settings = Settings(model=model, model_dir=str(model_dir) if model_dir else None, fill=fill_mode,
+                        mask_mode=mask_mode, camera_mask=str(camera_mask) if camera_mask else None,
+                        camera_mask_sha256=sha256_file(camera_mask) if camera_mask else None,
+                        feature_masks=tuple(feature_masks))
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task("anonymizing", total=None)
+        run = anonymize(scene, out or scene.parent, settings, images_root_dir=images_root_dir,
+                        all_views=all_views, force=force, workers=workers,
+                        progress=lambda: progress.advance(task))
+    for view_id, reason in sorted(run.failed.items()):
+        err.print(f"failed: view {view_id}: {reason}", markup=False, highlight=False, soft_wrap=True)
+    table = Table(title=f"anonymize {scene}")
+    for column in ("views done", "up to date", "failed", "not reconstructed", "mean masked", "seconds"):
+        table.add_column(column, justify="right")
+    masked = f"{sum(run.masked) / len(run.masked):.2%}" if run.masked else "-"
+    table.add_row(str(len(run.done)), str(len(run.skipped)), str(len(run.failed)), str(len(run.unreconstructed)),
+                  masked, f"{run.wall:.1f}")
+    err.print(table)
+    if run.unreconstructed:
+        ids = ", ".join(map(str, run.unreconstructed))
+        err.print(f"not reconstructed, left out (--all-views to include): views {ids}")
+    if run.seconds:
+        stages = Table(title="time per stage (seconds, all workers)")
+        for stage in STAGES:
+            stages.add_column(stage, justify="right")
+        stages.add_row(*(f"{run.seconds.get(stage, 0.0):.2f}" for stage in STAGES))
+        err.print(stages)
+    err.print(f"registered scene: {run.scene_json} and {run.scene_bin.name}", markup=False, highlight=False)
+    raise typer.Exit(1 if run.failed else 0)
+
+
 models_app = typer.Typer(no_args_is_help=True, help="The default detection models.")
 app.add_typer(models_app, name="models")
 

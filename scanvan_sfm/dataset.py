@@ -24,9 +24,10 @@ from .masks import FEATURE_MASK_LAYOUTS, probmap_name
 
 
 class MainFolder:
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, images_dir: str | Path | None = None):
+        """``images_dir``: where the sources are, when not ``root/images`` (a scene's root)."""
         self.root = Path(root)
-        self.images_dir = self.root / "images"
+        self.images_dir = Path(images_dir) if images_dir is not None else self.root / "images"
         self.anonymization = self.root / "anonymization"
         self.segmentation_dir = self.anonymization / "segmentation"
         self.masks_dir = self.anonymization / "masks"
@@ -48,27 +49,33 @@ class MainFolder:
 
     @staticmethod
     def key(rel: str) -> str:
+        """An image path without its extension: what its outputs are named after."""
         path = PurePosixPath(rel)
         return str(path.with_suffix("")) if path.suffix else str(path)
 
     def source(self, rel: str) -> Path:
         return self.images_dir / rel
 
-    def probmap(self, rel: str, cls: str) -> Path:
-        key = PurePosixPath(self.key(rel))
-        return self.segmentation_dir / key.parent / probmap_name(key.name, cls)
+    # Outputs are named from a key (see ``key``).
+    def probmap(self, key: str, cls: str) -> Path:
+        path = PurePosixPath(key)
+        return self.segmentation_dir / path.parent / probmap_name(path.name, cls)
 
-    def detections(self, rel: str) -> Path:
-        return self.segmentation_dir / f"{self.key(rel)}-detections.json"
+    def detections(self, key: str) -> Path:
+        return self.segmentation_dir / f"{key}-detections.json"
 
-    def mask(self, rel: str) -> Path:
-        return self.masks_dir / f"{self.key(rel)}-mask.png"
+    def mask(self, key: str) -> Path:
+        return self.masks_dir / f"{key}-mask.png"
 
-    def blurred(self, rel: str, suffix: str) -> Path:
-        return self.blur_dir / f"{self.key(rel)}{suffix}"
+    def blurred(self, key: str, suffix: str) -> Path:
+        return self.blur_dir / f"{key}{suffix}"
 
-    def camera_blurred(self, rel: str, suffix: str) -> Path:
-        return self.gaussian_blur_dir / f"{self.key(rel)}{suffix}"
+    def camera_blurred(self, key: str, suffix: str) -> Path:
+        return self.gaussian_blur_dir / f"{key}{suffix}"
+
+    @property
+    def manifest(self) -> Path:
+        return self.anonymization / "manifest.json"
 
     def feature_masks(self, layout: str) -> Path:
         if layout not in FEATURE_MASK_LAYOUTS:

@@ -49,11 +49,12 @@ def segment_image(folder: MainFolder, rel: str, segmenter, panorama: bool | None
     wrap = is_panorama(picture.size) if panorama is None else panorama
     camera = load_camera_mask(camera_mask, picture.size) if camera_mask else None
     result = segmenter.segment(picture.pixels, wrap, camera)
+    key = folder.key(rel)
     for cls in CLASSES:
-        write_image(folder.probmap(rel, cls), Picture(probmap_to_uint8(result.maps[cls])))
+        write_image(folder.probmap(key, cls), Picture(probmap_to_uint8(result.maps[cls])))
     detections = {"image": rel, "width": picture.size[0], "height": picture.size[1], "model": segmenter.name,
                   "detections": [d.as_dict() for d in result.detections]}
-    with atomic_output(folder.detections(rel)) as f:
+    with atomic_output(folder.detections(key)) as f:
         f.write(orjson.dumps(detections, option=orjson.OPT_INDENT_2))
     return {"masked": float((np.maximum(*(result.maps[c] for c in CLASSES)) >= 0.5).mean())}
 
@@ -68,12 +69,13 @@ def _probmap(path: Path) -> np.ndarray:
 def make_mask(folder: MainFolder, rel: str, options: MaskOptions) -> dict[str, float]:
     """Probability maps of one image → ``masks/<key>-mask.png`` (and feature masks)."""
     width, height = image_size(folder.source(rel))
-    people, vehicles = (_probmap(folder.probmap(rel, cls)) for cls in CLASSES)
+    key = folder.key(rel)
+    people, vehicles = (_probmap(folder.probmap(key, cls)) for cls in CLASSES)
     if options.mode == "seed":
         mask = seed_mask(people, vehicles, (height, width))
     else:
         mask = guarded_mask(people, vehicles, (height, width), options.guarded, options.camera((width, height)))
-    write_mask(folder.mask(rel), mask, options.original_convention)
+    write_mask(folder.mask(key), mask, options.original_convention)
     for layout in options.feature_layouts:
         write_feature_mask(layout, mask, folder.feature_masks(layout), rel)
     return {"masked": float(mask.mean())}
@@ -95,7 +97,7 @@ def fill_image(folder: MainFolder, rel: str, mode: str = "fast", out_format: str
                original_convention: bool = False, panorama: bool | None = None) -> dict[str, float]:
     """Source image + its mask → ``blur/<key>.<ext>``; JPEG output keeps EXIF, XMP and ICC."""
     picture = read_image(folder.source(rel))
-    mask_path = folder.mask(rel)
+    mask_path = folder.mask(folder.key(rel))
     if not mask_path.is_file():
         raise InputError(f"{mask_path}: mask not found")
     mask = read_mask(mask_path, original_convention)
@@ -104,7 +106,7 @@ def fill_image(folder: MainFolder, rel: str, mode: str = "fast", out_format: str
         filled = fill(picture.pixels, mask, mode, wrap=wrap, workers=1)
     except InputError as exc:
         raise InputError(f"{folder.source(rel)}: {exc}") from None
-    write_image(folder.blurred(rel, output_suffix(rel, out_format)), Picture(filled, picture.metadata))
+    write_image(folder.blurred(folder.key(rel), output_suffix(rel, out_format)), Picture(filled, picture.metadata))
     return {"masked": float(mask.mean())}
 
 
@@ -127,6 +129,6 @@ def camera_blur_image(folder: MainFolder, rel: str, camera_mask: Path, feather: 
     if picture.size not in masks:
         masks[picture.size] = load_camera_mask(camera_mask, picture.size)
     car = masks[picture.size]
-    write_image(folder.camera_blurred(rel, source.suffix), Picture(camera_blur(picture.pixels, car, feather),
-                                                                    picture.metadata))
+    write_image(folder.camera_blurred(folder.key(rel), source.suffix),
+                Picture(camera_blur(picture.pixels, car, feather), picture.metadata))
     return {"masked": float(car.mean())}

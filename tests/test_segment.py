@@ -66,8 +66,7 @@ def test_quality_gate_vehicles_in_photos(model, request):
         for box in PHOTO_VEHICLES.get(name, []):
             assert coverage(result.maps["vehicles"], box, image.shape[1]) >= 0.5, (name, box)
         if name not in PHOTO_VEHICLES:
-            threshold = segmenter.thresholds["vehicles"]
-            assert not any(d.cls == "vehicles" and d.score >= threshold for d in result.detections)
+            assert not any(d.cls == "vehicles" and d.score >= d.threshold for d in result.detections)
         assert all(0 <= d.x0 < d.x1 <= image.shape[1] and 0 <= d.y0 < d.y1 <= image.shape[0]
                    for d in result.detections)
 
@@ -123,9 +122,9 @@ def test_gnomonic_view_maps_back_to_where_it_looks():
 
 
 def test_boxes_wrap_in_maps_and_merge_across_the_seam():
-    left = Detection(5990, 100, 6100, 300, 0.9, "people", "person")     # passes the right edge
-    wrapped = Detection(-10, 110, 80, 300, 0.5, "people", "person")      # the same person, other side
-    maps = maps_from_detections([left], (6016, 3008), 1504, {"people": 0.25, "vehicles": 0.35}, margin=0)
+    left = Detection(5990, 100, 6100, 300, 0.9, "people", "person", 0.25)  # passes the right edge
+    wrapped = Detection(-10, 110, 80, 300, 0.5, "people", "person", 0.25)  # the same person, other side
+    maps = maps_from_detections([left], (6016, 3008), 1504, margin=0)
     people = maps["people"]
     assert people[50, 1500] > 0.5 and people[50, 10] > 0.5 and people[50, 30] == 0
     assert merge_duplicates([left, wrapped], 6016) == [left]

@@ -9,6 +9,8 @@ recall on the shared labelled panoramas: 44/44 persons against CenterNet's 43/44
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
 from pathlib import Path
 from typing import Protocol
 
@@ -19,9 +21,26 @@ from .base import CLASSES, Detection, Segmentation
 
 SEGMENTERS = ("nanodet", "centernet", "dhsegment")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter, before it is imported
+NATIVE_LOG = Path(tempfile.gettempdir()) / "scanvan-sfm-native.log"
 
 
-def quiet_tensorflow() -> None:
+def native_stderr_to(log: Path) -> None:
+    """Send what native libraries write to file descriptor 2 (TensorFlow's and absl's logs, also
+    their fatal errors) to ``log``; Python's own stderr keeps the terminal. Once per process."""
+    if getattr(native_stderr_to, "done", False):
+        return
+    sys.stderr.flush()
+    terminal = os.dup(2)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    target = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(target, 2)
+    os.close(target)
+    sys.stderr = os.fdopen(terminal, "w", buffering=1)
+    native_stderr_to.done = True
+
+
+def quiet_tensorflow(log: Path = NATIVE_LOG) -> None:
+    native_stderr_to(log)
     import tensorflow as tf
     tf.get_logger().setLevel("ERROR")
 
@@ -33,11 +52,13 @@ class Segmenter(Protocol):
         ...
 
 
-def get_segmenter(name: str = "nanodet", model_dir: Path | None = None, **options) -> Segmenter:
-    """Load a segmenter (its model is read once; reuse the object for every image)."""
+def get_segmenter(name: str = "nanodet", model_dir: Path | None = None, native_log: Path = NATIVE_LOG,
+                  **options) -> Segmenter:
+    """Load a segmenter (its model is read once; reuse the object for every image). TensorFlow's
+    native logs go to ``native_log``."""
     if name not in SEGMENTERS:
         raise InputError(f"unknown model {name!r} (choose from {', '.join(SEGMENTERS)})")
-    quiet_tensorflow()
+    quiet_tensorflow(native_log)
     if name in ("centernet", "nanodet"):
         from .detector import CenterNet, NanoDet
         return (CenterNet if name == "centernet" else NanoDet)(model_dir, **options)

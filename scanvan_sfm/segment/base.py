@@ -21,6 +21,7 @@ class Detection:
     score: float
     cls: str       # "people" or "vehicles"
     label: str     # the model's own class name
+    threshold: float = 0.5  # the score from which it counts as a detection
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -35,16 +36,16 @@ class Segmentation:
 
 
 def maps_from_detections(detections: list[Detection], size: tuple[int, int], map_width: int,
-                         thresholds: dict[str, float], margin: float = 0.1) -> dict[str, np.ndarray]:
+                         margin: float = 0.1) -> dict[str, np.ndarray]:
     """Soft maps: each box, grown by ``margin`` of its size on every side (detectors draw boxes
-    tight, and limbs stick out), filled with its score rescaled so that its class's threshold reads 0.5
+    tight, and limbs stick out), filled with its score rescaled so that its threshold reads 0.5
     (scores below it stay below 0.5); the maximum over boxes. Boxes across the seam wrap."""
     width, height = size
     scale = map_width / width
     shape = (max(1, round(height * scale)), map_width)
     maps = {cls: np.zeros(shape, np.float32) for cls in CLASSES}
     for d in sorted(detections, key=lambda d: d.score):
-        value = calibrated(d.score, thresholds[d.cls])
+        value = calibrated(d.score, d.threshold)
         grow_x, grow_y = margin * (d.x1 - d.x0), margin * (d.y1 - d.y0)
         y0, y1 = max(d.y0 - grow_y, 0), min(d.y1 + grow_y, height)
         for shift in (0, -width):  # the part beyond the right edge continues at the left

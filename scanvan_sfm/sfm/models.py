@@ -164,6 +164,17 @@ class Landmarks:
         """Index of the landmark that owns each observation."""
         return np.repeat(np.arange(len(self.ids)), np.diff(self.obs_offsets))
 
+    def without_views(self, view_ids: set[int]) -> Landmarks:
+        """A copy without the observations in ``view_ids``; landmarks left with none are dropped."""
+        keep_obs = ~np.isin(self.obs_view, np.fromiter(view_ids, np.uint32, len(view_ids)))
+        counts = np.add.reduceat(keep_obs, self.obs_offsets[:-1]) if self.n_observations else np.zeros(len(self))
+        counts = np.where(np.diff(self.obs_offsets) > 0, counts, 0)
+        keep = counts > 0
+        return Landmarks(ids=self.ids[keep], X=self.X[keep],
+                         obs_offsets=np.concatenate([[0], np.cumsum(counts[keep])]).astype(np.int64),
+                         obs_view=self.obs_view[keep_obs], obs_feat=self.obs_feat[keep_obs],
+                         obs_xy=self.obs_xy[keep_obs])
+
     def equal_by_id(self, other: Landmarks) -> bool:
         """Same landmarks and observations, compared by id with bit-exact values (order-free)."""
         return _canonical(self) == _canonical(other)

@@ -1,0 +1,307 @@
+"""``scanvan-sfm anonymize``: the scene-driven pipeline, one view at a time in worker processes.
+
+Per reconstructed view: segment → mask → fill (→ camera blur). Every output is written
+atomically, and the manifest after each view, so a killed run resumes where it stopped and a
+rerun skips views whose source and settings are unchanged. The anonymized images are then
+registered into ``sfm_data_anonymized.json`` and ``.bin``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import orjson
+
+from . import __version__
+from .atomic import atomic_output
+from .camera_blur import camera_blur, load_camera_mask
+from .dataset import MainFolder
+from .errors import InputError
+from .fill import fill
+from .images import Picture, read_image, write_image, write_mask
+from .masks import CLASSES, GuardedSettings, guarded_mask, probmap_to_uint8, seed_mask, write_feature_mask
+from .sfm import SfMData, read_scene, write_scene
+from .sfm.io import images_root
+from .sfm.register import anonymized_scene
+
+STAGES = ("decode", "segment", "mask", "fill", "camera blur", "encode")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that decides a view's outputs: a change redoes the view."""
+
+    model: str = "nanodet"
+    model_dir: str | None = None
+    fill: str = "fast"
+    mask_mode: str = "guarded"
+    camera_mask: str | None = None
+    camera_mask_sha256: str | None = None
+    feature_masks: tuple[str, ...] = ()
+    guarded: GuardedSettings = GuardedSettings()
+
+    def digest(self) -> str:
+        data = asdict(self) | {"version": __version__}
+        data.pop("model_dir")
+        data.pop("camera_mask")
+        return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+@dataclass
+class Task:
+    view_id: int
+    source: str          # absolute path of the original image
+    rel: str             # the view's image path: the output names derive from it
+    key: str             # output name without extension
+    size: tuple[int, int]
+
+
+@dataclass
+class Result:
+    view_id: int
+    ok: bool
+    reason: str = ""
+    outputs: dict[str, str] = field(default_factory=dict)
+    masked: float = 0.0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def output_keys(rels: dict[int, str]) -> dict[int, str]:
+    """Output name (no extension) per view: the image path without its extension, sub-folders
+    kept; where two paths would share one (``a.jpg``, ``a.png``), the extension stays in."""
+    stems = {view: str(PurePosixPath(rel).with_suffix("")) for view, rel in rels.items()}
+    counts: dict[str, int] = {}
+    for stem in stems.values():
+        counts[stem] = counts.get(stem, 0) + 1
+    return {view: stems[view] if counts[stems[view]] == 1 else rels[view] for view in rels}
+
+
+# ------------------------------------------------------------------------------- worker side
+
+_worker: dict = {}
+
+
+def _init_worker(settings: Settings, out: str) -> None:
+    from .segment import get_segmenter
+    _worker["settings"] = settings
+    _worker["folder"] = MainFolder(out)
+    _worker["segmenter"] = get_segmenter(settings.model, Path(settings.model_dir) if settings.model_dir else None,
+                                         native_log=_worker["folder"].anonymization / "workers.log")
+    _worker["cameras"] = {}
+
+
+def _camera(settings: Settings, size: tuple[int, int]) -> np.ndarray | None:
+    if settings.camera_mask is None:
+        return None
+    cameras = _worker["cameras"]
+    if size not in cameras:
+        cameras[size] = load_camera_mask(settings.camera_mask, size)
+    return cameras[size]
+
+
+def process_view(task: Task) -> Result:
+    """One view through every step; bad input fails this view only."""
+    settings, folder, segmenter = _worker["settings"], _worker["folder"], _worker["segmenter"]
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[stage] = seconds.get(stage, 0.0) + now - clock
+        clock = now
+
+    try:
+        picture = read_image(task.source)
+        if picture.size != task.size:
+            raise InputError(f"{task.source}: image is {picture.size[0]}×{picture.size[1]}, "
+                             f"the scene says {task.size[0]}×{task.size[1]}")
+        lap("decode")
+        panorama = picture.size[0] == 2 * picture.size[1]
+        camera = _camera(settings, picture.size)
+        segmentation = segmenter.segment(picture.pixels, panorama, camera)
+        lap("segment")
+        key = task.key
+        outputs = {}
+        for cls in CLASSES:
+            path = folder.probmap(key, cls)
+            write_image(path, Picture(probmap_to_uint8(segmentation.maps[cls])))
+            outputs[f"probmap_{cls}"] = str(path.relative_to(folder.anonymization))
+        with atomic_output(folder.detections(key)) as f:
+            f.write(orjson.dumps({"view_id": task.view_id, "image": task.rel, "model": segmenter.name,
+                                  "detections": [d.as_dict() for d in segmentation.detections]}))
+        outputs["detections"] = str(folder.detections(key).relative_to(folder.anonymization))
+        people, vehicles = (probmap_to_uint8(segmentation.maps[c]) for c in CLASSES)
+        shape = (picture.size[1], picture.size[0])
+        if settings.mask_mode == "seed":
+            mask = seed_mask(people, vehicles, shape)
+        else:
+            mask = guarded_mask(people, vehicles, shape, settings.guarded, camera)
+        write_mask(folder.mask(key), mask)
+        outputs["mask"] = str(folder.mask(key).relative_to(folder.anonymization))
+        for layout in settings.feature_masks:
+            path = write_feature_mask(layout, mask, folder.feature_masks(layout), task.rel)
+            outputs[f"feature_mask_{layout}"] = str(path.relative_to(folder.anonymization))
+        lap("mask")
+        filled = fill(picture.pixels, mask, settings.fill, wrap=panorama, workers=1)
+        lap("fill")
+        suffix = PurePosixPath(task.rel).suffix
+        published = folder.blurred(key, suffix)
+        write_image(published, Picture(filled, picture.metadata))
+        outputs["blur"] = str(published.relative_to(folder.anonymization))
+        lap("encode")
+        if camera is not None:
+            blurred = camera_blur(filled, camera)
+            lap("camera blur")
+            published = folder.camera_blurred(key, suffix)
+            write_image(published, Picture(blurred, picture.metadata))
+            outputs["gaussian_blur"] = str(published.relative_to(folder.anonymization))
+            lap("encode")
+        outputs["output"] = outputs.get("gaussian_blur", outputs["blur"])  # what is published
+        return Result(task.view_id, True, outputs=outputs, masked=float(mask.mean()), seconds=seconds)
+    except (InputError, OSError, ValueError) as exc:
+        return Result(task.view_id, False, reason=str(exc).splitlines()[0], seconds=seconds)
+
+
+# --------------------------------------------------------------------------------- main side
+
+@dataclass
+class Run:
+    """What ``anonymize`` did, for the summary."""
+
+    done: list[int] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)       # unchanged since the last run
+    failed: dict[int, str] = field(default_factory=dict)
+    unreconstructed: list[int] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    masked: list[float] = field(default_factory=list)
+    scene_json: Path | None = None
+    scene_bin: Path | None = None
+    wall: float = 0.0
+
+
+def load_manifest(path: Path) -> dict:
+    if not path.is_file():
+        return {"views": {}}
+    try:
+        manifest = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError:
+        return {"views": {}}  # written atomically, so only a hand-edit breaks it: start afresh
+    return manifest if isinstance(manifest.get("views"), dict) else {"views": {}}
+
+
+def anonymize(scene_path: Path, out: Path, settings: Settings, *, images_root_dir: Path | None = None,
+              all_views: bool = False, force: bool = False, workers: int | None = None,
+              progress=None) -> Run:
+    """Run the pipeline over the scene's views; see the module docstring."""
+    start = time.perf_counter()
+    scene = read_scene(scene_path)
+    root = images_root(scene, scene_path, images_root_dir)
+    run = Run()
+    selected = {k: v for k, v in scene.views.items() if all_views or scene.is_reconstructed(v)}
+    run.unreconstructed = [k for k in scene.views if k not in selected]
+    rels = {k: v.image_path.replace("\\", "/") for k, v in selected.items()}
+    keys = output_keys(rels)
+    folder = MainFolder(out)
+    folder.anonymization.mkdir(parents=True, exist_ok=True)
+    manifest = load_manifest(folder.manifest)
+    digest = settings.digest()
+    manifest.update({"scene": str(scene_path), "images_root": str(root), "settings": _settings_json(settings),
+                     "settings_digest": digest})
+    entries = manifest["views"]
+    tasks = []
+    for view_id, view in selected.items():
+        source = scene.image_path(view, root)
+        entry = {"source": rels[view_id], "source_path": str(source)}
+        try:
+            entry["source_sha256"] = sha256_file(source)
+        except OSError as exc:
+            entry |= {"status": "failed", "reason": f"{source}: {exc.strerror or exc}"}
+            entries[str(view_id)] = entry
+            run.failed[view_id] = entry["reason"]
+            continue
+        previous = entries.get(str(view_id), {})
+        if not force and _unchanged(previous, entry, digest, folder):
+            run.skipped.append(view_id)
+            run.masked.append(previous.get("masked_share", 0.0))
+            continue
+        entries[str(view_id)] = entry | {"status": "pending"}
+        tasks.append(Task(view_id, str(source), rels[view_id], keys[view_id], (view.width, view.height)))
+    _write_manifest(folder.manifest, manifest)
+    if tasks:
+        _run_tasks(tasks, settings, folder, manifest, digest, run, workers, progress)
+    outputs = {k: entries[str(k)]["outputs"]["output"] for k in selected
+               if entries.get(str(k), {}).get("status") == "done"}
+    run.scene_json, run.scene_bin = _register(scene, outputs, folder)
+    run.wall = time.perf_counter() - start
+    return run
+
+
+def _unchanged(previous: dict, entry: dict, digest: str, folder: MainFolder) -> bool:
+    return (previous.get("status") == "done" and previous.get("source_sha256") == entry["source_sha256"]
+            and previous.get("settings_digest") == digest
+            and all((folder.anonymization / p).is_file() for p in previous.get("outputs", {}).values()))
+
+
+def _run_tasks(tasks: list[Task], settings: Settings, folder: MainFolder, manifest: dict, digest: str,
+               run: Run, workers: int | None, progress) -> None:
+    workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
+    context = multiprocessing.get_context("spawn")  # TensorFlow does not survive fork
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                             initargs=(settings, str(folder.root))) as pool:
+        futures = [pool.submit(process_view, task) for task in tasks]
+        for future in as_completed(futures):
+            result: Result = future.result()
+            entry = manifest["views"][str(result.view_id)]
+            for stage, seconds in result.seconds.items():
+                run.seconds[stage] = run.seconds.get(stage, 0.0) + seconds
+            if result.ok:
+                entry |= {"status": "done", "outputs": result.outputs, "masked_share": result.masked,
+                          "settings_digest": digest}
+                entry.pop("reason", None)
+                run.done.append(result.view_id)
+                run.masked.append(result.masked)
+            else:
+                entry |= {"status": "failed", "reason": result.reason}
+                run.failed[result.view_id] = result.reason
+            _write_manifest(folder.manifest, manifest)
+            if progress:
+                progress()
+
+
+def _register(scene: SfMData, outputs: dict[int, str], folder: MainFolder) -> tuple[Path, Path]:
+    """The anonymized scene beside the outputs. Its root is the published images' folder
+    (``blur`` or ``gaussian_blur``), relative: it resolves beside the scene file."""
+    roots = {PurePosixPath(p).parts[0] for p in outputs.values()} or {"blur"}
+    root = min(roots)  # one folder: every view has the camera blur, or none has
+    registered = anonymized_scene(scene, {k: str(PurePosixPath(*PurePosixPath(p).parts[1:]))
+                                          for k, p in outputs.items()}, root)
+    paths = folder.anonymization / "sfm_data_anonymized.json", folder.anonymization / "sfm_data_anonymized.bin"
+    for path in paths:
+        write_scene(registered, path)
+    return paths
+
+
+def _settings_json(settings: Settings) -> dict:
+    return orjson.loads(orjson.dumps(asdict(settings)))
+
+
+def _write_manifest(path: Path, manifest: dict) -> None:
+    manifest["views"] = dict(sorted(manifest["views"].items(), key=lambda kv: int(kv[0])))
+    with atomic_output(path) as f:
+        f.write(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
