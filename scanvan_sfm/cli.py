@@ -132,10 +132,12 @@ def anonymize_command(
     scene: SceneFile,
     images_root_dir: Annotated[Path | None, typer.Option(
         "--images-root", help="Folder of the images (overrides the scene's root_path).")] = None,
-    out: Annotated[Path | None, typer.Option(help="Main folder for the outputs (default: beside the scene).")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="Main folder for the outputs (default: beside the scene).")] = None,
     model: Annotated[str, typer.Option(help="nanodet (default), centernet or dhsegment.")] = "nanodet",
     model_dir: Annotated[Path | None, typer.Option(help="Model files (default: the installed cache).")] = None,
     fill_mode: Annotated[str, typer.Option("--fill", help="fast (default) or telea (the original).")] = "fast",
+    out_format: Annotated[str, typer.Option("--format", help="same (default), jpg, png or tif.")] = "same",
     mask_mode: Annotated[str, typer.Option(help="guarded (default) or seed (the original).")] = "guarded",
     camera_mask: Annotated[Path | None, typer.Option(help="Static camera/car mask (white = scene).")] = None,
     feature_masks: Annotated[
@@ -159,8 +161,10 @@ def anonymize_command(
         MainFolder(".").feature_masks(layout)
     if camera_mask is not None and not camera_mask.is_file():
         raise InputError(f"{camera_mask}: camera mask not found")
+    steps.output_suffix("x.jpg", out_format)  # refuses unknown formats up front
     settings = Settings(model=model, model_dir=str(model_dir) if model_dir else None, fill=fill_mode,
-                        mask_mode=mask_mode, camera_mask=str(camera_mask) if camera_mask else None,
+                        out_format=out_format, mask_mode=mask_mode,
+                        camera_mask=str(camera_mask) if camera_mask else None,
                         camera_mask_sha256=sha256_file(camera_mask) if camera_mask else None,
                         feature_masks=tuple(feature_masks))
     with Progress(console=err, transient=True) as progress:
@@ -188,6 +192,32 @@ def anonymize_command(
         err.print(stages)
     err.print(f"registered scene: {run.scene_json} and {run.scene_bin.name}", markup=False, highlight=False)
     raise typer.Exit(1 if run.failed else 0)
+
+
+@app.command("regress")
+def regress_command(
+    scene: SceneFile,
+    golden: Annotated[Path, typer.Option(help="Folder of the golden outputs.", show_default=False)],
+    update: Annotated[bool, typer.Option(help="Write this run's outputs as the new golden ones.")] = False,
+    min_iou: Annotated[float, typer.Option("--iou", help="Smallest mask IoU that passes.")] = 0.95,
+    workers: Workers = None,
+) -> None:
+    """Run the pipeline on a sample scene and compare with golden outputs (exit 1 on a regression)."""
+    from .regress import regress
+
+    checks, scene_equal, problems = regress(scene, golden, update, workers)
+    table = Table(title=f"regress {scene}")
+    for column in ("view", "mask IoU", "outside mask identical", "names equal", "result"):
+        table.add_column(column, justify="right")
+    for check in checks:
+        table.add_row(str(check.view), f"{check.iou:.4f}", "yes" if check.outside_identical else "NO",
+                      "yes" if check.mapping_equal else "NO", "ok" if check.passed(min_iou) else "REGRESSION")
+    out.print(table)
+    for problem in problems:
+        err.print(f"regression: {problem}", markup=False, highlight=False)
+    err.print(f"registered scene equal by id: {'yes' if scene_equal else 'NO'}")
+    passed = scene_equal and not problems and all(c.passed(min_iou) for c in checks)
+    raise typer.Exit(0 if passed else 1)
 
 
 models_app = typer.Typer(no_args_is_help=True, help="The default detection models.")

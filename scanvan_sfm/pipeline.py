@@ -30,6 +30,7 @@ from .masks import CLASSES, GuardedSettings, guarded_mask, probmap_to_uint8, see
 from .sfm import SfMData, read_scene, write_scene
 from .sfm.io import images_root
 from .sfm.register import anonymized_scene
+from .steps import output_suffix
 
 STAGES = ("decode", "segment", "mask", "fill", "camera blur", "encode")
 
@@ -41,6 +42,7 @@ class Settings:
     model: str = "nanodet"
     model_dir: str | None = None
     fill: str = "fast"
+    out_format: str = "same"          # or jpg, png, tif: the filled images' format
     mask_mode: str = "guarded"
     camera_mask: str | None = None
     camera_mask_sha256: str | None = None
@@ -160,7 +162,7 @@ def process_view(task: Task) -> Result:
         lap("mask")
         filled = fill(picture.pixels, mask, settings.fill, wrap=panorama, workers=1)
         lap("fill")
-        suffix = PurePosixPath(task.rel).suffix
+        suffix = output_suffix(task.rel, settings.out_format)
         published = folder.blurred(key, suffix)
         write_image(published, Picture(filled, picture.metadata))
         outputs["blur"] = str(published.relative_to(folder.anonymization))
@@ -219,6 +221,8 @@ def anonymize(scene_path: Path, out: Path, settings: Settings, *, images_root_di
     keys = output_keys(rels)
     folder = MainFolder(out)
     folder.anonymization.mkdir(parents=True, exist_ok=True)
+    for stale in folder.anonymization.rglob(".*.part"):  # temp files of a killed run
+        stale.unlink()
     manifest = load_manifest(folder.manifest)
     digest = settings.digest()
     manifest.update({"scene": str(scene_path), "images_root": str(root), "settings": _settings_json(settings),

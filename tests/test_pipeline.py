@@ -1,0 +1,149 @@
+"""anonymize end to end on the real openMVG scenes: selection, outputs, registration, resume."""
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import orjson
+import pytest
+
+from conftest import OPENMVG
+from scanvan_sfm.images import read_image, read_mask
+from scanvan_sfm.sfm import read_scene, validate_scene
+
+
+def _anonymize(scene, out, *args, background=False):
+    cmd = [sys.executable, "-m", "scanvan_sfm.cli", "anonymize", str(scene), "--out", str(out), *map(str, args)]
+    if background:
+        return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+
+
+def _hashes(folder):
+    return {p.relative_to(folder): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _manifest(out):
+    return orjson.loads((out / "anonymization" / "manifest.json").read_bytes())
+
+
+def _copy_scene(name, tmp_path):
+    scene = tmp_path / name
+    shutil.copytree(OPENMVG / name, scene)
+    return scene
+
+
+@pytest.fixture(scope="module")
+def lund_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("lund")
+    originals = _hashes(OPENMVG / "lund")
+    result = _anonymize(OPENMVG / "lund" / "sfm_data.bin", out)
+    return out, result, originals
+
+
+def test_lund_reconstructed_views_only(lund_run):
+    out, result, originals = lund_run
+    assert result.returncode == 0, result.stderr
+    views = _manifest(out)["views"]
+    assert sorted(map(int, views)) == list(range(10)) and all(v["status"] == "done" for v in views.values())
+    assert "views 10" in result.stderr  # the unposed view is listed as left out
+    assert views["0"]["outputs"]["output"] == "blur/01.jpg" and views["0"]["source"] == "01.jpg"
+    for view in views.values():
+        for path in view["outputs"].values():
+            assert (out / "anonymization" / path).is_file()
+    assert _hashes(OPENMVG / "lund") == originals  # the originals are never written to
+
+
+def test_registered_scene_points_at_the_anonymized_images(lund_run):
+    out, _, _ = lund_run
+    original = read_scene(OPENMVG / "lund" / "sfm_data.bin")
+    for suffix in (".json", ".bin"):
+        registered = read_scene(out / "anonymization" / f"sfm_data_anonymized{suffix}")
+        assert registered.root_path == "blur"
+        assert validate_scene(registered, images_root=out / "anonymization" / "blur") == []
+        # nothing else changed: the same poses, intrinsics, landmarks, and views but for view 10
+        assert set(registered.views) == set(range(10))
+        for key, view in registered.views.items():
+            assert view.model_dump() == original.views[key].model_dump() | {"local_path": "", "filename": view.filename}
+            assert view.filename == original.views[key].filename
+        assert registered.intrinsics == original.intrinsics and registered.extrinsics == original.extrinsics
+        assert registered.structure.equal_by_id(original.structure)
+
+
+def test_second_run_does_no_image_work(lund_run):
+    out, _, _ = lund_run
+    before = {p: p.stat().st_mtime_ns for p in (out / "anonymization").rglob("*") if p.suffix in (".jpg", ".png")}
+    result = _anonymize(OPENMVG / "lund" / "sfm_data.bin", out)
+    assert result.returncode == 0
+    assert {p: p.stat().st_mtime_ns for p in before} == before
+    assert "segment" not in result.stderr  # no stage ran: no time-per-stage table
+
+
+def test_failures_stay_with_their_view(tmp_path):
+    scene = _copy_scene("lund", tmp_path)
+    images = scene / "images"
+    (images / "03.jpg").unlink()
+    data = (images / "05.jpg").read_bytes()
+    (images / "05.jpg").write_bytes(data[:len(data) // 2])
+    import cv2
+    cv2.imwrite(str(images / "07.jpg"), cv2.resize(cv2.imread(str(images / "07.jpg")), (800, 600)))
+    out = tmp_path / "out"
+    result = _anonymize(scene / "sfm_data_bin.json", out)
+    assert result.returncode == 1
+    views = _manifest(out)["views"]
+    reasons = {k: v.get("reason", "") for k, v in views.items() if v["status"] == "failed"}
+    assert set(reasons) == {"2", "4", "6"}
+    assert "03.jpg" in reasons["2"] and "truncated" in reasons["4"] and "800×600" in reasons["6"]
+    for view in ("2", "4", "6"):
+        assert f"failed: view {view}" in result.stderr
+    registered = read_scene(out / "anonymization" / "sfm_data_anonymized.json")
+    assert sorted(registered.views) == [0, 1, 3, 5, 7, 8, 9] and 2 not in registered.extrinsics
+    assert validate_scene(registered, images_root=out / "anonymization" / "blur") == []
+
+
+def test_panorama_scene(tmp_path):
+    out = tmp_path / "out"
+    result = _anonymize(OPENMVG / "360_flat_gps" / "sfm_data_bin.json", out)
+    assert result.returncode == 0, result.stderr
+    assert sorted(map(int, _manifest(out)["views"])) == list(range(8))
+    registered = read_scene(out / "anonymization" / "sfm_data_anonymized.bin")
+    assert sorted(registered.views) == list(range(8))
+    assert sorted(registered.intrinsics) == [0]  # intrinsic 1 belonged to view 8 only
+    assert validate_scene(registered, images_root=out / "anonymization" / "blur") == []
+    source = read_image(OPENMVG / "360_flat_gps" / "images" / "R0010213.JPG")
+    published = read_image(out / "anonymization" / "blur" / "R0010213.JPG")
+    assert published.metadata == source.metadata  # EXIF and the GPano XMP survive
+
+
+def test_killed_run_resumes_to_the_same_outputs(tmp_path):
+    scene = OPENMVG / "lund" / "sfm_data.bin"
+    reference = tmp_path / "reference"
+    assert _anonymize(scene, reference, "--workers", "1").returncode == 0
+    out = tmp_path / "killed"
+    process = _anonymize(scene, out, "--workers", "1", background=True)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        manifest = out / "anonymization" / "manifest.json"
+        if manifest.is_file() and sum(v["status"] == "done" for v in _manifest(out)["views"].values()) >= 3:
+            break
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    done_before = sum(v["status"] == "done" for v in _manifest(out)["views"].values())
+    assert 3 <= done_before < 10
+    resumed = _anonymize(scene, out, "--workers", "1")
+    assert resumed.returncode == 0, resumed.stderr
+    assert not list((out / "anonymization").rglob(".*.part"))
+    ours, theirs = _hashes(out / "anonymization"), _hashes(reference / "anonymization")
+    images = [p for p in theirs if p.suffix in (".jpg", ".png")]
+    assert images and all(ours[p] == theirs[p] for p in images)
+    for key in range(10):
+        name = f"{key + 1:02d}-mask.png"
+        assert np.array_equal(read_mask(out / "anonymization" / "masks" / name),
+                              read_mask(reference / "anonymization" / "masks" / name))
