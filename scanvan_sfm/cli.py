@@ -175,11 +175,12 @@ def anonymize_command(
     for view_id, reason in sorted(run.failed.items()):
         err.print(f"failed: view {view_id}: {reason}", markup=False, highlight=False, soft_wrap=True)
     table = Table(title=f"anonymize {scene}")
-    for column in ("views done", "up to date", "failed", "not reconstructed", "mean masked", "seconds"):
+    for column in ("views done", "up to date", "failed", "not reconstructed", "mean masked", "seconds",
+                   "peak MB / worker"):
         table.add_column(column, justify="right")
     masked = f"{sum(run.masked) / len(run.masked):.2%}" if run.masked else "-"
     table.add_row(str(len(run.done)), str(len(run.skipped)), str(len(run.failed)), str(len(run.unreconstructed)),
-                  masked, f"{run.wall:.1f}")
+                  masked, f"{run.wall:.1f}", f"{run.worker_peak_mb:.0f}" if run.worker_peak_mb else "-")
     err.print(table)
     if run.unreconstructed:
         ids = ", ".join(map(str, run.unreconstructed))

@@ -69,8 +69,10 @@ def fill(image: np.ndarray, mask: np.ndarray, mode: str = "fast", *, radius: int
     return out
 
 
-#: Context around each blob for the fast fill, on top of a quarter of the blob's size.
+#: Context around each blob for the fast fill, on top of a quarter of the blob's size (at most
+#: FAST_CONTEXT more).
 FAST_MARGIN = 24
+FAST_CONTEXT = 128
 BLOCK = 8  # grouping works on 8×8 blocks of the mask
 
 
@@ -94,23 +96,31 @@ def _push_pull(colour: np.ndarray, mask: np.ndarray, top: bool = False, left: bo
     """Masked push-pull: Gaussian pyramids of (value × known, known) down to where every pixel
     has some known support, then back up, blending each level's normalized values with the
     coarser estimate by known coverage. Returns the values of the masked pixels."""
-    values = _channels(colour.astype(np.float32))
-    known = (~mask).astype(np.float32)
-    levels = [(values * known[:, :, None], known)]
+    values = _channels(colour)
+    known = ~mask
+    if values.dtype == np.uint8:  # level 1 straight from 16-bit integers: no full-size float arrays
+        premultiplied = np.where(known[:, :, None], values, 0).astype(np.uint16) << 8
+        levels = [(None, known), (_channels(cv2.pyrDown(premultiplied)).astype(np.float32) / 256,
+                                  cv2.pyrDown(known.astype(np.uint16) << 8).astype(np.float32) / 256)]
+    else:
+        weight = known.astype(np.float32)
+        level0 = (values.astype(np.float32) * weight[:, :, None], weight)
+        levels = [(None, known), (_channels(cv2.pyrDown(level0[0])), cv2.pyrDown(level0[1]))]
     while min(levels[-1][1].shape) > 1 and levels[-1][1].min() <= 0:
         v, w = levels[-1]
         levels.append((_channels(cv2.pyrDown(v)), cv2.pyrDown(w)))
     v, w = levels[-1]
     estimate = v / np.maximum(w, 1e-12)[:, :, None]
     if w.min() <= 0:  # the region has (almost) no context even at the coarsest level
-        estimate[w <= 0] = values[~mask].mean(axis=0)
+        estimate[w <= 0] = values[known].mean(axis=0)
     for v, w in reversed(levels[1:-1]):
         up = _channels(cv2.pyrUp(estimate, dstsize=(w.shape[1], w.shape[0])))
         confidence = np.minimum(w, 1.0)[:, :, None]
         estimate = confidence * (v / np.maximum(w, 1e-12)[:, :, None]) + (1 - confidence) * up
-    # at full resolution a masked pixel has no known coverage: it takes the coarser estimate
-    full = _channels(cv2.pyrUp(estimate, dstsize=(mask.shape[1], mask.shape[0])))[mask]
-    result = np.clip(np.rint(full), 0, np.iinfo(colour.dtype).max).astype(colour.dtype)
+    # at full resolution a masked pixel has no known coverage: it takes the coarser estimate,
+    # upsampled in the image's own integer type (a quarter of the memory of floats)
+    coarse = np.clip(np.rint(estimate), 0, np.iinfo(colour.dtype).max).astype(colour.dtype)
+    result = _channels(cv2.pyrUp(coarse, dstsize=(mask.shape[1], mask.shape[0])))[mask]
     return result[:, 0] if colour.ndim == 2 else result
 
 
@@ -146,7 +156,7 @@ def _groups(mask: np.ndarray, join: int, margin: int, grow: bool) -> list[tuple[
     for label in np.unique(owner):
         y0, y1 = top[label] * BLOCK, min(bottom[label] * BLOCK, h)
         x0, x1 = left[label] * BLOCK, min(right[label] * BLOCK, w)
-        extra = margin + (max(y1 - y0, x1 - x0) // 4 if grow else 0)
+        extra = margin + (min(max(y1 - y0, x1 - x0) // 4, FAST_CONTEXT) if grow else 0)
         box = (slice(max(y0 - extra, 0), min(y1 + extra, h)), slice(max(x0 - extra, 0), min(x1 + extra, w)))
         b0, b1 = box[0].start // BLOCK, -(-box[0].stop // BLOCK)
         c0, c1 = box[1].start // BLOCK, -(-box[1].stop // BLOCK)
@@ -160,7 +170,8 @@ def _groups(mask: np.ndarray, join: int, margin: int, grow: bool) -> list[tuple[
 
 
 def _wrap_pad(mask: np.ndarray, margin: int) -> int:
-    """Columns to borrow from the other edge: enough for the blobs near an edge, plus margin."""
+    """Columns to borrow from the other edge: enough for the blobs near an edge, plus margin,
+    at most an eighth of the width (a mask across the whole width gains nothing from more)."""
     width = mask.shape[1]
     columns = np.flatnonzero(mask.any(axis=0))
     near_left, near_right = columns[columns < margin], columns[columns >= width - margin]
@@ -169,7 +180,7 @@ def _wrap_pad(mask: np.ndarray, margin: int) -> int:
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     at_edge = np.unique(np.concatenate([labels[:, :margin].ravel(), labels[:, width - margin:].ravel()]))
     extent = max((int(stats[label, cv2.CC_STAT_WIDTH]) for label in at_edge if label), default=0)
-    return min(width, extent + 2 * margin)
+    return min(width // 8, extent + 2 * margin)
 
 
 def _pad_columns(a: np.ndarray, pad: int) -> np.ndarray:

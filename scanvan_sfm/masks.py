@@ -73,25 +73,30 @@ class GuardedSettings:
 def guarded_mask(people: np.ndarray, vehicles: np.ndarray, shape: tuple[int, int],
                  settings: GuardedSettings = GuardedSettings(),
                  camera: np.ndarray | None = None) -> np.ndarray:
-    """Per class: Otsu only where something was detected, never below the floor; maps resized
-    to ``shape`` before thresholding (smooth edges); small components dropped; dilated."""
-    mask = np.zeros(shape, bool)
+    """Per class: Otsu only where something was detected, never below the floor; small
+    components dropped and the rest dilated — at the maps' resolution, with the sizes converted
+    from full-resolution pixels — then upscaled to ``shape`` with smooth edges."""
+    scale = people.shape[1] / shape[1]  # map pixels per image pixel
+    small = np.zeros(people.shape, np.uint8)
     for gray, floor, radius in zip((people, vehicles), settings.floor, settings.dilation, strict=True):
         if gray.max() < floor * 255:
             continue
         otsu, _ = _otsu(gray)
-        threshold = max(otsu, floor * 255)
-        full = cv2.resize(gray, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
-        cls = _drop_small((full > threshold).astype(np.uint8), settings.min_area)
+        cls = _drop_small((gray > max(otsu, floor * 255)).astype(np.uint8), settings.min_area * scale * scale)
         if radius:
-            cls = cv2.dilate(cls, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2))
-        mask |= cls > 0
+            r = max(1, round(radius * scale))
+            cls = cv2.dilate(cls, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1,) * 2))
+        small |= cls
+    if scale == 1:
+        mask = small > 0
+    else:
+        mask = cv2.resize(small * np.uint8(255), (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR) > 127
     if camera is not None:
         mask |= camera
     return mask
 
 
-def _drop_small(binary: np.ndarray, min_area: int) -> np.ndarray:
+def _drop_small(binary: np.ndarray, min_area: float) -> np.ndarray:
     if min_area <= 1:
         return binary
     n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)

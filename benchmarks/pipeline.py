@@ -1,0 +1,62 @@
+"""End-to-end ``anonymize`` throughput on 6016×3008 street panoramas, 2 cores, default model.
+
+The scene is synthetic (spherical views along a street, scanvan_sfm.sfm.synthetic); its images are
+the four shared Amsterdam panoramas resized to 6016×3008 and repeated under distinct names.
+Prints panoramas per minute (overall, and from the first finished view on, i.e. without the
+workers' start-up), time per stage, peak RSS per worker, and the JPEG decode + encode floor.
+Targets: ≥ 40 panoramas/min and ≤ 1.5 GB per worker.
+
+Usage: python benchmarks/pipeline.py [--panoramas 40] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+
+from scanvan_sfm.images import Picture, read_image, write_image
+from scanvan_sfm.pipeline import STAGES, Settings, anonymize
+from scanvan_sfm.sfm.io import write_scene
+from scanvan_sfm.sfm.synthetic import synthetic_scene
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "images"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--panoramas", type=int, default=40)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "images").mkdir()
+        sources = sorted(SHARED.glob("ams_*.jpg"))
+        for i, source in enumerate(sources):
+            pano = cv2.resize(read_image(source).pixels, (6016, 3008), interpolation=cv2.INTER_AREA)
+            write_image(folder / f"src{i}.jpg", Picture(pano))
+        scene = synthetic_scene(args.panoramas, 2000, width=6016, height=3008)
+        for view in scene.views.values():
+            source = folder / f"src{view.id_view % len(sources)}.jpg"
+            (folder / "images" / view.filename).write_bytes(source.read_bytes())
+        write_scene(scene, folder / "sfm_data.json")
+        start = time.perf_counter()
+        decoded = read_image(folder / "src0.jpg")
+        write_image(folder / "floor.jpg", decoded)
+        floor = time.perf_counter() - start
+        run = anonymize(folder / "sfm_data.json", folder / "out", Settings(), workers=args.workers)
+    done = len(run.done)
+    steady = run.wall - (run.first_done or 0.0)
+    print(f"{done} panoramas 6016×3008, {args.workers} workers; failed: {len(run.failed)}")
+    print(f"overall: {run.wall:.1f} s, {done / run.wall * 60:.1f} panoramas/min (target ≥ 40)")
+    print(f"after the first view (workers started): {(done - 1) / steady * 60:.1f} panoramas/min")
+    print("seconds per panorama by stage: " + ", ".join(f"{s} {run.seconds.get(s, 0) / done:.2f}" for s in STAGES))
+    print(f"peak RSS per worker: {run.worker_peak_mb:.0f} MB (target ≤ 1500)")
+    print(f"JPEG decode + encode floor: {floor:.2f} s per panorama")
+
+
+if __name__ == "__main__":
+    main()
