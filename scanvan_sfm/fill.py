@@ -61,11 +61,18 @@ def fill(image: np.ndarray, mask: np.ndarray, mode: str = "fast", *, radius: int
     with ThreadPoolExecutor(workers or os.cpu_count()) as pool:  # all computed before any is written back
         results = list(pool.map(lambda roi: fill_roi(src[roi[0]], src_mask[roi[0]], roi[0][0].start == 0,
                                                      roi[0][1].start == 0), rois))
-    dst = src.copy() if pad else colour
+    width = mask.shape[1]
     for (box, own), values in zip(rois, results, strict=True):  # values of every masked pixel in box
-        dst[box][own] = values[own[src_mask[box]]]
-    if pad:
-        colour[...] = dst[:, pad:pad + mask.shape[1]]
+        values = values[own[src_mask[box]]]
+        if pad:  # keep the image's own columns; the borrowed copies were context only
+            x = np.arange(box[1].start, box[1].stop) - pad
+            inside = (x >= 0) & (x < width)
+            if not inside.any():
+                continue
+            keep = own & inside
+            values, own = values[keep[own]], keep[:, inside]
+            box = (box[0], slice(int(x[inside][0]), int(x[inside][-1]) + 1))
+        colour[box][own] = values
     return out
 
 
