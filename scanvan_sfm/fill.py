@@ -56,11 +56,15 @@ def fill(image: np.ndarray, mask: np.ndarray, mode: str = "fast", *, radius: int
     else:
         fill_roi, join, margin, grow = _push_pull, 2 * FAST_MARGIN, FAST_MARGIN, True
     pad = _wrap_pad(mask, join + margin) if wrap else 0
-    src, src_mask = _pad_columns(colour, pad), _pad_columns(mask, pad)
+    src_mask = _pad_columns(mask, pad)
     rois = _groups(src_mask, join, margin, grow)
+
+    def run(roi):
+        box, _ = roi
+        return fill_roi(_columns(colour, box, pad), src_mask[box], box[0].start == 0, box[1].start == 0)
+
     with ThreadPoolExecutor(workers or os.cpu_count()) as pool:  # all computed before any is written back
-        results = list(pool.map(lambda roi: fill_roi(src[roi[0]], src_mask[roi[0]], roi[0][0].start == 0,
-                                                     roi[0][1].start == 0), rois))
+        results = list(pool.map(run, rois))
     width = mask.shape[1]
     for (box, own), values in zip(rois, results, strict=True):  # values of every masked pixel in box
         values = values[own[src_mask[box]]]
@@ -106,9 +110,15 @@ def _push_pull(colour: np.ndarray, mask: np.ndarray, top: bool = False, left: bo
     values = _channels(colour)
     known = ~mask
     if values.dtype == np.uint8:  # level 1 straight from 16-bit integers: no full-size float arrays
-        premultiplied = np.where(known[:, :, None], values, 0).astype(np.uint16) << 8
-        levels = [(None, known), (_channels(cv2.pyrDown(premultiplied)).astype(np.float32) / 256,
-                                  cv2.pyrDown(known.astype(np.uint16) << 8).astype(np.float32) / 256)]
+        premultiplied = values.astype(np.uint16)
+        premultiplied[mask] = 0
+        premultiplied <<= 8
+        down = _channels(cv2.pyrDown(premultiplied))
+        del premultiplied
+        weight = known.astype(np.uint16)
+        weight <<= 8
+        levels = [(None, known), (down.astype(np.float32) / 256, cv2.pyrDown(weight).astype(np.float32) / 256)]
+        del weight, down
     else:
         weight = known.astype(np.float32)
         level0 = (values.astype(np.float32) * weight[:, :, None], weight)
@@ -188,6 +198,14 @@ def _wrap_pad(mask: np.ndarray, margin: int) -> int:
     at_edge = np.unique(np.concatenate([labels[:, :margin].ravel(), labels[:, width - margin:].ravel()]))
     extent = max((int(stats[label, cv2.CC_STAT_WIDTH]) for label in at_edge if label), default=0)
     return min(width // 8, extent + 2 * margin)
+
+
+def _columns(image: np.ndarray, box: Box, pad: int) -> np.ndarray:
+    """The box of the image padded by ``pad`` wrapped columns, without padding the whole image."""
+    start, stop = box[1].start - pad, box[1].stop - pad
+    if start >= 0 and stop <= image.shape[1]:
+        return image[box[0], start:stop]
+    return image[box[0]][:, np.arange(start, stop) % image.shape[1]]
 
 
 def _pad_columns(a: np.ndarray, pad: int) -> np.ndarray:

@@ -35,7 +35,7 @@ from .steps import output_suffix
 STAGES = ("decode", "segment", "mask", "fill", "camera blur", "encode")
 #: glibc keeps freed memory instead of handing each large image array back to the system and
 #: faulting it in again for the next view (a third of the workers' time went to that).
-WORKER_MALLOC = {"MALLOC_TRIM_THRESHOLD_": str(1 << 30), "MALLOC_TOP_PAD_": str(256 << 20)}
+WORKER_MALLOC = {"MALLOC_TRIM_THRESHOLD_": str(256 << 20), "MALLOC_TOP_PAD_": str(64 << 20)}
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,15 @@ def peak_rss_mb() -> float:
     """This process's peak resident memory."""
     import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _release_free_memory() -> None:
+    """Give freed heap memory back to the system (glibc); a no-op elsewhere."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def sha256_file(path: Path) -> str:
@@ -147,6 +156,7 @@ def process_view(task: Task) -> Result:
         panorama = picture.size[0] == 2 * picture.size[1]
         camera = _camera(settings, picture.size)
         segmentation = segmenter.segment(picture.pixels, panorama, camera)
+        _release_free_memory()  # the detector's scratch: the fill's arrays come on top of what is left
         lap("segment")
         key = task.key
         outputs = {}

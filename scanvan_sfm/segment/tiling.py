@@ -20,7 +20,7 @@ class TilePlan:
     band: tuple[float, float] = (0.3, 0.8)   # rows of a panorama to tile, as fractions of its height
     tile: float = 0.1                        # fine tile side, as a fraction of the panorama width
     coarse: float = 2.0                      # coarse tiles are this many times larger
-    overlap: float = 0.25
+    overlap: float = 0.15
     down_pitch: float = 50.0                 # gnomonic views looking down, degrees below the horizon
     down_views: int = 4                      # how many around (0: none)
     up_pitch: float = 50.0                   # and looking up (balconies, upper floors)
