@@ -37,6 +37,21 @@ def load_camera_mask(path: str | Path, size: tuple[int, int]) -> np.ndarray:
     return car
 
 
+class CameraMasks:
+    """One camera mask file, loaded once per image size."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise InputError(f"{self.path}: camera mask not found")
+        self._by_size: dict[tuple[int, int], np.ndarray] = {}
+
+    def __call__(self, size: tuple[int, int]) -> np.ndarray:
+        if size not in self._by_size:
+            self._by_size[size] = load_camera_mask(self.path, size)
+        return self._by_size[size]
+
+
 def camera_blur(image: np.ndarray, car: np.ndarray, feather: int = 0) -> np.ndarray:
     """The image with the car/camera area box-blurred; ``feather`` > 0 px softens the edge
     (the blend then reaches ``feather`` pixels into the scene)."""

@@ -14,9 +14,10 @@ from rich.table import Table
 
 from . import steps
 from .batch import Timer, run_batch, summarize
+from .camera_blur import CameraMasks
 from .dataset import MainFolder
 from .errors import InputError
-from .masks import FEATURE_MASK_LAYOUTS, GuardedSettings
+from .masks import FEATURE_MASK_LAYOUTS, GuardedSettings, check_layouts
 from .sfm import Parts, convert_scene, read_scene, validate_scene
 from .sfm.bin_io import read_bin_counts
 from .sfm.io import images_root
@@ -157,10 +158,9 @@ def anonymize_command(
                                  (mask_mode, steps.MASK_MODES, "mask mode")):
         if value not in allowed:
             raise InputError(f"unknown {what} {value!r} (choose from {', '.join(allowed)})")
-    for layout in feature_masks:
-        MainFolder(".").feature_masks(layout)
-    if camera_mask is not None and not camera_mask.is_file():
-        raise InputError(f"{camera_mask}: camera mask not found")
+    check_layouts(feature_masks)
+    if camera_mask is not None:
+        CameraMasks(camera_mask)  # refuses a missing file up front
     steps.output_suffix("x.jpg", out_format)  # refuses unknown formats up front
     settings = Settings(model=model, model_dir=str(model_dir) if model_dir else None, fill=fill_mode,
                         out_format=out_format, mask_mode=mask_mode,
@@ -246,11 +246,11 @@ def segment_command(
     """Step 1: probability maps and detections (anonymization/segmentation)."""
     from .segment import get_segmenter
     main_folder = MainFolder(folder)
-    images = main_folder.images()  # fail early on a missing folder, before loading the model
+    main_folder.images()  # fail early on a missing folder, before loading the model
     segmenter = get_segmenter(model, model_dir)
-    del images
+    cameras = CameraMasks(camera_mask) if camera_mask else None
     _run_step("segmentation", main_folder,
-              lambda rel: steps.segment_image(main_folder, rel, segmenter, panorama, camera_mask), workers)
+              lambda rel: steps.segment_image(main_folder, rel, segmenter, panorama, cameras), workers)
 
 
 @app.command("masks")
@@ -270,8 +270,6 @@ def masks_command(
 ) -> None:
     """Step 2: probability maps (anonymization/segmentation) → masks (anonymization/masks)."""
     main_folder = MainFolder(folder)
-    for layout in feature_masks:
-        main_folder.feature_masks(layout)  # refuses unknown layouts up front
     options = steps.MaskOptions(
         mode=mode, camera_mask=camera_mask, original_convention=original_convention,
         feature_layouts=tuple(feature_masks),
@@ -305,9 +303,9 @@ def camera_blur_command(
 ) -> None:
     """Step 4: box-blur the car roof and camera head in the filled images (anonymization/gaussian_blur)."""
     main_folder = MainFolder(folder)
-    masks: dict = {}
+    cameras = CameraMasks(camera_mask)
     _run_step("camera blur", main_folder,
-              lambda rel: steps.camera_blur_image(main_folder, rel, camera_mask, feather, masks), workers)
+              lambda rel: steps.camera_blur_image(main_folder, rel, cameras, feather), workers)
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 
 from .errors import InputError
 from .images import IMAGE_SUFFIXES
-from .masks import FEATURE_MASK_LAYOUTS, probmap_name
+from .masks import check_layouts, probmap_name
 
 
 class MainFolder:
@@ -78,6 +78,5 @@ class MainFolder:
         return self.anonymization / "manifest.json"
 
     def feature_masks(self, layout: str) -> Path:
-        if layout not in FEATURE_MASK_LAYOUTS:
-            raise InputError(f"unknown feature-mask layout {layout!r} (choose from {', '.join(FEATURE_MASK_LAYOUTS)})")
+        check_layouts([layout])
         return self.feature_masks_dir / layout

@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 import cv2
 import numpy as np
 
+from .errors import InputError
 from .images import write_mask
 
 CLASSES = ("people", "vehicles")
@@ -108,6 +109,13 @@ def _drop_small(binary: np.ndarray, min_area: float) -> np.ndarray:
 # ------------------------------------------------------------------ feature masks for SfM tools
 
 FEATURE_MASK_LAYOUTS = ("openmvg", "colmap", "opensfm")
+
+
+def check_layouts(layouts) -> None:
+    """Refuse unknown feature-mask layouts up front."""
+    for layout in layouts:
+        if layout not in FEATURE_MASK_LAYOUTS:
+            raise InputError(f"unknown feature-mask layout {layout!r} (choose from {', '.join(FEATURE_MASK_LAYOUTS)})")
 
 
 def feature_mask_path(layout: str, out_dir: Path, image_path: str) -> Path:

@@ -16,12 +16,11 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
-import numpy as np
 import orjson
 
 from . import __version__
 from .atomic import atomic_output
-from .camera_blur import camera_blur, load_camera_mask
+from .camera_blur import CameraMasks, camera_blur
 from .dataset import MainFolder
 from .errors import InputError
 from .fill import fill
@@ -30,7 +29,7 @@ from .masks import CLASSES, GuardedSettings, guarded_mask, probmap_to_uint8, see
 from .sfm import SfMData, read_scene, write_scene
 from .sfm.io import images_root
 from .sfm.register import anonymized_scene
-from .steps import output_suffix
+from .steps import is_panorama, output_suffix
 
 STAGES = ("decode", "segment", "mask", "fill", "camera blur", "encode")
 #: glibc keeps freed memory instead of handing each large image array back to the system and
@@ -123,16 +122,7 @@ def _init_worker(settings: Settings, out: str) -> None:
     _worker["folder"] = MainFolder(out)
     _worker["segmenter"] = get_segmenter(settings.model, Path(settings.model_dir) if settings.model_dir else None,
                                          native_log=_worker["folder"].anonymization / "workers.log")
-    _worker["cameras"] = {}
-
-
-def _camera(settings: Settings, size: tuple[int, int]) -> np.ndarray | None:
-    if settings.camera_mask is None:
-        return None
-    cameras = _worker["cameras"]
-    if size not in cameras:
-        cameras[size] = load_camera_mask(settings.camera_mask, size)
-    return cameras[size]
+    _worker["cameras"] = CameraMasks(settings.camera_mask) if settings.camera_mask else None
 
 
 def process_view(task: Task) -> Result:
@@ -153,8 +143,8 @@ def process_view(task: Task) -> Result:
             raise InputError(f"{task.source}: image is {picture.size[0]}×{picture.size[1]}, "
                              f"the scene says {task.size[0]}×{task.size[1]}")
         lap("decode")
-        panorama = picture.size[0] == 2 * picture.size[1]
-        camera = _camera(settings, picture.size)
+        panorama = is_panorama(picture.size)
+        camera = _worker["cameras"](picture.size) if _worker["cameras"] else None
         segmentation = segmenter.segment(picture.pixels, panorama, camera)
         _release_free_memory()  # the detector's scratch: the fill's arrays come on top of what is left
         lap("segment")

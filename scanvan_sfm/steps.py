@@ -7,13 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .camera_blur import camera_blur, load_camera_mask
+from .camera_blur import CameraMasks, camera_blur
 from .dataset import MainFolder
 from .errors import InputError
 from .fill import fill
 from .images import IMAGE_SUFFIXES, Picture, read_image, read_mask, write_image, write_mask
 from .atomic import atomic_output
-from .masks import CLASSES, GuardedSettings, guarded_mask, probmap_to_uint8, seed_mask, write_feature_mask
+from .masks import (CLASSES, GuardedSettings, check_layouts, guarded_mask, probmap_to_uint8, seed_mask,
+                    write_feature_mask)
 from .sfm.validate import image_size
 
 MASK_MODES = ("guarded", "seed")
@@ -26,29 +27,26 @@ class MaskOptions:
     camera_mask: Path | None = None          # merged into guarded masks
     original_convention: bool = False        # write 3-channel 0 = fill, as ScanVan did
     feature_layouts: tuple[str, ...] = ()    # also write masks for these SfM tools
-    _cameras: dict = field(default_factory=dict, repr=False)
+    _cameras: CameraMasks | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.mode not in MASK_MODES:
             raise InputError(f"unknown mask mode {self.mode!r} (choose from {', '.join(MASK_MODES)})")
+        check_layouts(self.feature_layouts)
+        self._cameras = CameraMasks(self.camera_mask) if self.camera_mask else None
 
     def camera(self, size: tuple[int, int]) -> np.ndarray | None:
-        if self.camera_mask is None:
-            return None
-        if size not in self._cameras:
-            self._cameras[size] = load_camera_mask(self.camera_mask, size)
-        return self._cameras[size]
+        return self._cameras(size) if self._cameras else None
 
 
 def segment_image(folder: MainFolder, rel: str, segmenter, panorama: bool | None = None,
-                  camera_mask: Path | None = None) -> dict[str, float]:
+                  cameras: CameraMasks | None = None) -> dict[str, float]:
     """Image → ``segmentation/<key>-probmap-{people,vehicle}.png`` and ``<key>-detections.json``."""
     import orjson
 
     picture = read_image(folder.source(rel))
     wrap = is_panorama(picture.size) if panorama is None else panorama
-    camera = load_camera_mask(camera_mask, picture.size) if camera_mask else None
-    result = segmenter.segment(picture.pixels, wrap, camera)
+    result = segmenter.segment(picture.pixels, wrap, cameras(picture.size) if cameras else None)
     key = folder.key(rel)
     for cls in CLASSES:
         write_image(folder.probmap(key, cls), Picture(probmap_to_uint8(result.maps[cls])))
@@ -120,15 +118,11 @@ def filled_image(folder: MainFolder, rel: str) -> Path:
     return found[0]
 
 
-def camera_blur_image(folder: MainFolder, rel: str, camera_mask: Path, feather: int = 0,
-                      masks: dict | None = None) -> dict[str, float]:
+def camera_blur_image(folder: MainFolder, rel: str, cameras: CameraMasks, feather: int = 0) -> dict[str, float]:
     """``blur/<key>.<ext>`` → ``gaussian_blur/<key>.<ext>`` with the car/camera area blurred."""
     source = filled_image(folder, rel)
     picture = read_image(source)
-    masks = {} if masks is None else masks
-    if picture.size not in masks:
-        masks[picture.size] = load_camera_mask(camera_mask, picture.size)
-    car = masks[picture.size]
+    car = cameras(picture.size)
     write_image(folder.camera_blurred(folder.key(rel), source.suffix),
                 Picture(camera_blur(picture.pixels, car, feather), picture.metadata))
     return {"masked": float(car.mean())}

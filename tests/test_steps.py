@@ -114,5 +114,9 @@ def test_seed_masks_in_the_original_convention(tmp_path):
 def test_bad_arguments_exit_2(tmp_path):
     result = _cli("masks", tmp_path, "--mode", "otsu")
     assert result.returncode == 2 and "unknown mask mode" in result.stderr
+    result = _cli("camera-blur", tmp_path, "--camera-mask", tmp_path / "nope.png")
+    assert result.returncode == 2 and "camera mask not found" in result.stderr
+    result = _cli("masks", tmp_path, "--feature-masks", "meshroom")
+    assert result.returncode == 2 and "unknown feature-mask layout" in result.stderr
     result = _cli("fill", tmp_path / "nowhere")
     assert result.returncode == 2 and "no images folder" in result.stderr

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-import cv2
 import numpy as np
 
 CLASSES = ("people", "vehicles")
@@ -66,6 +65,3 @@ def calibrated(score: float, threshold: float) -> float:
         return 0.5 + 0.5 * (score - threshold) / max(1.0 - threshold, 1e-6)
     return 0.5 * score / threshold
 
-
-def resize_map(p: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    return cv2.resize(p, size, interpolation=cv2.INTER_LINEAR)
