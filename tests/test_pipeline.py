@@ -147,3 +147,30 @@ def test_killed_run_resumes_to_the_same_outputs(tmp_path):
         name = f"{key + 1:02d}-mask.png"
         assert np.array_equal(read_mask(out / "anonymization" / "masks" / name),
                               read_mask(reference / "anonymization" / "masks" / name))
+
+
+def test_force_redoes_and_all_views_includes_the_unposed(tmp_path):
+    out = tmp_path / "out"
+    scene = OPENMVG / "lund" / "sfm_data.bin"
+    assert _anonymize(scene, out).returncode == 0
+    mask = out / "anonymization" / "masks" / "01-mask.png"
+    before = mask.stat().st_mtime_ns
+    assert _anonymize(scene, out).returncode == 0 and mask.stat().st_mtime_ns == before
+    assert _anonymize(scene, out, "--force").returncode == 0 and mask.stat().st_mtime_ns > before
+    everything = _anonymize(scene, out, "--all-views")
+    assert everything.returncode == 0, everything.stderr
+    views = _manifest(out)["views"]
+    assert views["10"]["status"] == "done" and views["10"]["outputs"]["output"] == "blur/25.jpg"
+    registered = read_scene(out / "anonymization" / "sfm_data_anonymized.json")
+    assert 10 in registered.views and 10 not in registered.extrinsics  # kept unposed, as in the scene
+    assert validate_scene(registered, images_root=out / "anonymization" / "blur") == []
+
+
+def test_bad_arguments(tmp_path):
+    for args, message in ((["--model", "yolo"], "unknown model"), (["--fill", "blur"], "unknown fill mode"),
+                          (["--format", "gif"], "unknown output format"),
+                          (["--camera-mask", tmp_path / "none.png"], "camera mask not found")):
+        result = _anonymize(OPENMVG / "lund" / "sfm_data.bin", tmp_path / "out", *args)
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+    result = _anonymize(tmp_path / "missing.bin", tmp_path / "out")
+    assert result.returncode == 2 and "missing.bin" in result.stderr
