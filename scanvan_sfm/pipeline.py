@@ -25,11 +25,11 @@ from .dataset import MainFolder
 from .errors import InputError
 from .fill import fill
 from .images import Picture, read_image, write_image, write_mask
-from .masks import CLASSES, GuardedSettings, guarded_mask, probmap_to_uint8, seed_mask, write_feature_mask
+from .masks import CLASSES, GuardedSettings, probmap_to_uint8, write_feature_mask
 from .sfm import SfMData, read_scene, write_scene
 from .sfm.io import images_root
 from .sfm.register import anonymized_scene
-from .steps import is_panorama, output_suffix
+from .steps import is_panorama, mask_from_maps, output_suffix, write_segmentation
 
 STAGES = ("decode", "segment", "mask", "fill", "camera blur", "encode")
 #: glibc keeps freed memory instead of handing each large image array back to the system and
@@ -149,21 +149,12 @@ def process_view(task: Task) -> Result:
         _release_free_memory()  # the detector's scratch: the fill's arrays come on top of what is left
         lap("segment")
         key = task.key
-        outputs = {}
-        for cls in CLASSES:
-            path = folder.probmap(key, cls)
-            write_image(path, Picture(probmap_to_uint8(segmentation.maps[cls])))
-            outputs[f"probmap_{cls}"] = str(path.relative_to(folder.anonymization))
-        with atomic_output(folder.detections(key)) as f:
-            f.write(orjson.dumps({"view_id": task.view_id, "image": task.rel, "model": segmenter.name,
-                                  "detections": [d.as_dict() for d in segmentation.detections]}))
-        outputs["detections"] = str(folder.detections(key).relative_to(folder.anonymization))
+        paths = write_segmentation(folder, key, segmentation, {"view_id": task.view_id, "image": task.rel,
+                                                               "model": segmenter.name})
+        outputs = {name: str(path.relative_to(folder.anonymization)) for name, path in paths.items()}
         people, vehicles = (probmap_to_uint8(segmentation.maps[c]) for c in CLASSES)
-        shape = (picture.size[1], picture.size[0])
-        if settings.mask_mode == "seed":
-            mask = seed_mask(people, vehicles, shape)
-        else:
-            mask = guarded_mask(people, vehicles, shape, settings.guarded, camera)
+        mask = mask_from_maps(settings.mask_mode, people, vehicles, (picture.size[1], picture.size[0]),
+                              settings.guarded, camera)
         write_mask(folder.mask(key), mask)
         outputs["mask"] = str(folder.mask(key).relative_to(folder.anonymization))
         for layout in settings.feature_masks:

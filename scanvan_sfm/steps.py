@@ -39,21 +39,38 @@ class MaskOptions:
         return self._cameras(size) if self._cameras else None
 
 
-def segment_image(folder: MainFolder, rel: str, segmenter, panorama: bool | None = None,
-                  cameras: CameraMasks | None = None) -> dict[str, float]:
-    """Image → ``segmentation/<key>-probmap-{people,vehicle}.png`` and ``<key>-detections.json``."""
+def write_segmentation(folder: MainFolder, key: str, result, info: dict) -> dict[str, Path]:
+    """``segmentation/<key>-probmap-{people,vehicle}.png`` (the original's 8-bit format) and
+    ``<key>-detections.json`` (``info`` and the boxes)."""
     import orjson
 
+    paths = {}
+    for cls in CLASSES:
+        paths[f"probmap_{cls}"] = folder.probmap(key, cls)
+        write_image(paths[f"probmap_{cls}"], Picture(probmap_to_uint8(result.maps[cls])))
+    paths["detections"] = folder.detections(key)
+    with atomic_output(paths["detections"]) as f:
+        f.write(orjson.dumps(info | {"detections": [d.as_dict() for d in result.detections]},
+                             option=orjson.OPT_INDENT_2))
+    return paths
+
+
+def mask_from_maps(mode: str, people: np.ndarray, vehicles: np.ndarray, shape: tuple[int, int],
+                   guarded: GuardedSettings, camera: np.ndarray | None) -> np.ndarray:
+    """The anonymization mask from the 8-bit probability maps, in either mode."""
+    if mode == "seed":
+        return seed_mask(people, vehicles, shape)
+    return guarded_mask(people, vehicles, shape, guarded, camera)
+
+
+def segment_image(folder: MainFolder, rel: str, segmenter, panorama: bool | None = None,
+                  cameras: CameraMasks | None = None) -> dict[str, float]:
+    """Image → its probability maps and detections under ``segmentation/``."""
     picture = read_image(folder.source(rel))
     wrap = is_panorama(picture.size) if panorama is None else panorama
     result = segmenter.segment(picture.pixels, wrap, cameras(picture.size) if cameras else None)
-    key = folder.key(rel)
-    for cls in CLASSES:
-        write_image(folder.probmap(key, cls), Picture(probmap_to_uint8(result.maps[cls])))
-    detections = {"image": rel, "width": picture.size[0], "height": picture.size[1], "model": segmenter.name,
-                  "detections": [d.as_dict() for d in result.detections]}
-    with atomic_output(folder.detections(key)) as f:
-        f.write(orjson.dumps(detections, option=orjson.OPT_INDENT_2))
+    write_segmentation(folder, folder.key(rel), result, {"image": rel, "width": picture.size[0],
+                                                          "height": picture.size[1], "model": segmenter.name})
     return {"masked": float((np.maximum(*(result.maps[c] for c in CLASSES)) >= 0.5).mean())}
 
 
@@ -69,10 +86,8 @@ def make_mask(folder: MainFolder, rel: str, options: MaskOptions) -> dict[str, f
     width, height = image_size(folder.source(rel))
     key = folder.key(rel)
     people, vehicles = (_probmap(folder.probmap(key, cls)) for cls in CLASSES)
-    if options.mode == "seed":
-        mask = seed_mask(people, vehicles, (height, width))
-    else:
-        mask = guarded_mask(people, vehicles, (height, width), options.guarded, options.camera((width, height)))
+    mask = mask_from_maps(options.mode, people, vehicles, (height, width), options.guarded,
+                          options.camera((width, height)))
     write_mask(folder.mask(key), mask, options.original_convention)
     for layout in options.feature_layouts:
         write_feature_mask(layout, mask, folder.feature_masks(layout), rel)
