@@ -171,7 +171,7 @@ def anonymize_command(
         task = progress.add_task("anonymizing", total=None)
         run = anonymize(scene, out or scene.parent, settings, images_root_dir=images_root_dir,
                         all_views=all_views, force=force, workers=workers,
-                        progress=lambda: progress.advance(task))
+                        progress=lambda done, total: progress.update(task, completed=done, total=total))
     for view_id, reason in sorted(run.failed.items()):
         err.print(f"failed: view {view_id}: {reason}", markup=False, highlight=False, soft_wrap=True)
     table = Table(title=f"anonymize {scene}")

@@ -216,7 +216,8 @@ def load_manifest(path: Path) -> dict:
 def anonymize(scene_path: Path, out: Path, settings: Settings, *, images_root_dir: Path | None = None,
               all_views: bool = False, force: bool = False, workers: int | None = None,
               progress=None) -> Run:
-    """Run the pipeline over the scene's views; see the module docstring."""
+    """Run the pipeline over the scene's views; see the module docstring. ``progress(done, total)``
+    hears of every finished view."""
     run = Run()
     scene = read_scene(scene_path)
     root = images_root(scene, scene_path, images_root_dir)
@@ -252,6 +253,8 @@ def anonymize(scene_path: Path, out: Path, settings: Settings, *, images_root_di
         entries[str(view_id)] = entry | {"status": "pending"}
         tasks.append(Task(view_id, str(source), rels[view_id], keys[view_id], (view.width, view.height)))
     _write_manifest(folder.manifest, manifest)
+    if progress:
+        progress(0, len(tasks))
     if tasks:
         _run_tasks(tasks, settings, folder, manifest, digest, run, workers, progress)
     outputs = {k: entries[str(k)]["outputs"]["output"] for k in selected
@@ -276,7 +279,7 @@ def _run_tasks(tasks: list[Task], settings: Settings, folder: MainFolder, manife
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
                              initargs=(settings, str(folder.root))) as pool:
         futures = [pool.submit(process_view, task) for task in tasks]
-        for future in as_completed(futures):
+        for done, future in enumerate(as_completed(futures), start=1):
             result: Result = future.result()
             run.worker_peak_mb = max(run.worker_peak_mb, result.peak_rss_mb)
             if run.first_done is None:
@@ -295,7 +298,7 @@ def _run_tasks(tasks: list[Task], settings: Settings, folder: MainFolder, manife
                 run.failed[result.view_id] = result.reason
             _write_manifest(folder.manifest, manifest)
             if progress:
-                progress()
+                progress(done, len(tasks))
 
 
 def _register(scene: SfMData, outputs: dict[int, str], folder: MainFolder) -> tuple[Path, Path]:
