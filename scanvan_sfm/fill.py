@@ -66,17 +66,15 @@ def fill(image: np.ndarray, mask: np.ndarray, mode: str = "fast", *, radius: int
     with ThreadPoolExecutor(workers or os.cpu_count()) as pool:  # all computed before any is written back
         results = list(pool.map(run, rois))
     width = mask.shape[1]
-    for (box, own), values in zip(rois, results, strict=True):  # values of every masked pixel in box
-        values = values[own[src_mask[box]]]
+    for (box, own), filled in zip(rois, results, strict=True):  # each group's box, filled
         if pad:  # keep the image's own columns; the borrowed copies were context only
             x = np.arange(box[1].start, box[1].stop) - pad
             inside = (x >= 0) & (x < width)
             if not inside.any():
                 continue
-            keep = own & inside
-            values, own = values[keep[own]], keep[:, inside]
+            filled, own = filled[:, inside], own[:, inside]
             box = (box[0], slice(int(x[inside][0]), int(x[inside][-1]) + 1))
-        colour[box][own] = values
+        np.copyto(colour[box], filled, where=own[:, :, None] if filled.ndim == 3 else own)
     return out
 
 
@@ -98,25 +96,20 @@ def _telea(radius: int):
             colour = cv2.copyMakeBorder(colour, pad_top, 0, pad_left, 0, cv2.BORDER_CONSTANT, value=0)
             mask = cv2.copyMakeBorder(mask.view(np.uint8), pad_top, 0, pad_left, 0, cv2.BORDER_CONSTANT,
                                       value=1).astype(bool)
-        filled = cv2.inpaint(colour, mask.astype(np.uint8), radius, cv2.INPAINT_TELEA)
-        return filled[pad_top:, pad_left:][mask[pad_top:, pad_left:]]
+        return cv2.inpaint(colour, mask.astype(np.uint8), radius, cv2.INPAINT_TELEA)[pad_top:, pad_left:]
     return run
 
 
 def _push_pull(colour: np.ndarray, mask: np.ndarray, top: bool = False, left: bool = False) -> np.ndarray:
     """Masked push-pull: Gaussian pyramids of (value × known, known) down to where every pixel
     has some known support, then back up, blending each level's normalized values with the
-    coarser estimate by known coverage. Returns the values of the masked pixels."""
+    coarser estimate by known coverage. Returns the whole box; only its masked pixels matter."""
     values = _channels(colour)
     known = ~mask
     if values.dtype == np.uint8:  # level 1 straight from 16-bit integers: no full-size float arrays
-        premultiplied = values.astype(np.uint16)
-        premultiplied[mask] = 0
-        premultiplied <<= 8
-        down = _channels(cv2.pyrDown(premultiplied))
-        del premultiplied
         weight = known.astype(np.uint16)
         weight <<= 8
+        down = _channels(cv2.pyrDown(values * weight[:, :, None]))  # premultiplied, in one pass
         levels = [(None, known), (down.astype(np.float32) / 256, cv2.pyrDown(weight).astype(np.float32) / 256)]
         del weight, down
     else:
@@ -137,8 +130,8 @@ def _push_pull(colour: np.ndarray, mask: np.ndarray, top: bool = False, left: bo
     # at full resolution a masked pixel has no known coverage: it takes the coarser estimate,
     # upsampled in the image's own integer type (a quarter of the memory of floats)
     coarse = np.clip(np.rint(estimate), 0, np.iinfo(colour.dtype).max).astype(colour.dtype)
-    result = _channels(cv2.pyrUp(coarse, dstsize=(mask.shape[1], mask.shape[0])))[mask]
-    return result[:, 0] if colour.ndim == 2 else result
+    result = _channels(cv2.pyrUp(coarse, dstsize=(mask.shape[1], mask.shape[0])))
+    return result[:, :, 0] if colour.ndim == 2 else result
 
 
 def _channels(a: np.ndarray) -> np.ndarray:
@@ -154,9 +147,7 @@ def _groups(mask: np.ndarray, join: int, margin: int, grow: bool) -> list[tuple[
     mask of its own pixels in that box. Worked out on 8×8 blocks: cheap on large images."""
     h, w = mask.shape
     hb, wb = -(-h // BLOCK), -(-w // BLOCK)
-    full = cv2.copyMakeBorder(mask.view(np.uint8) * np.uint8(255), 0, hb * BLOCK - h, 0, wb * BLOCK - w,
-                              cv2.BORDER_CONSTANT)
-    blocks = (cv2.resize(full, (wb, hb), interpolation=cv2.INTER_AREA) > 0).astype(np.uint8)
+    blocks = _blocks(mask)
     reach = -(-join // (2 * BLOCK)) + 1  # blocks each side: blobs < join apart overlap
     near = cv2.dilate(blocks, np.ones((2 * reach + 1, 2 * reach + 1), np.uint8))
     n, labels, _, _ = cv2.connectedComponentsWithStats(near, connectivity=8)
@@ -186,17 +177,26 @@ def _groups(mask: np.ndarray, join: int, margin: int, grow: bool) -> list[tuple[
     return groups
 
 
+def _blocks(mask: np.ndarray) -> np.ndarray:
+    """1 for every 8×8 block of the mask with a masked pixel."""
+    h, w = mask.shape
+    hb, wb = -(-h // BLOCK), -(-w // BLOCK)
+    full = cv2.copyMakeBorder(mask.view(np.uint8) * np.uint8(255), 0, hb * BLOCK - h, 0, wb * BLOCK - w,
+                              cv2.BORDER_CONSTANT)
+    return (cv2.resize(full, (wb, hb), interpolation=cv2.INTER_AREA) > 0).astype(np.uint8)
+
+
 def _wrap_pad(mask: np.ndarray, margin: int) -> int:
     """Columns to borrow from the other edge: enough for the blobs near an edge, plus margin,
     at most an eighth of the width (a mask across the whole width gains nothing from more)."""
     width = mask.shape[1]
-    columns = np.flatnonzero(mask.any(axis=0))
-    near_left, near_right = columns[columns < margin], columns[columns >= width - margin]
-    if not len(near_left) and not len(near_right):
+    if not (mask[:, :margin].any() or mask[:, width - margin:].any()):
         return 0
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    at_edge = np.unique(np.concatenate([labels[:, :margin].ravel(), labels[:, width - margin:].ravel()]))
-    extent = max((int(stats[label, cv2.CC_STAT_WIDTH]) for label in at_edge if label), default=0)
+    blocks = _blocks(mask)  # blob widths on the 8×8 block grid: rounded up, cheap
+    reach = -(-margin // BLOCK)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(blocks, connectivity=8)
+    at_edge = np.unique(np.concatenate([labels[:, :reach].ravel(), labels[:, -reach:].ravel()]))
+    extent = max((int(stats[label, cv2.CC_STAT_WIDTH]) * BLOCK for label in at_edge if label), default=0)
     return min(width // 8, extent + 2 * margin)
 
 
