@@ -12,6 +12,7 @@ import hashlib
 import multiprocessing
 import os
 import time
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
@@ -104,10 +105,8 @@ def sha256_file(path: Path) -> str:
 def output_keys(rels: dict[int, str]) -> dict[int, str]:
     """Output name (no extension) per view: the image path without its extension, sub-folders
     kept; where two paths would share one (``a.jpg``, ``a.png``), the extension stays in."""
-    stems = {view: str(PurePosixPath(rel).with_suffix("")) for view, rel in rels.items()}
-    counts: dict[str, int] = {}
-    for stem in stems.values():
-        counts[stem] = counts.get(stem, 0) + 1
+    stems = {view: MainFolder.key(rel) for view, rel in rels.items()}
+    counts = Counter(stems.values())
     return {view: stems[view] if counts[stems[view]] == 1 else rels[view] for view in rels}
 
 
@@ -151,31 +150,27 @@ def process_view(task: Task) -> Result:
         key = task.key
         paths = write_segmentation(folder, key, segmentation, {"view_id": task.view_id, "image": task.rel,
                                                                "model": segmenter.name})
-        outputs = {name: str(path.relative_to(folder.anonymization)) for name, path in paths.items()}
+        paths["mask"] = folder.mask(key)
         people, vehicles = (probmap_to_uint8(segmentation.maps[c]) for c in CLASSES)
         mask = mask_from_maps(settings.mask_mode, people, vehicles, (picture.size[1], picture.size[0]),
                               settings.guarded, camera)
-        write_mask(folder.mask(key), mask)
-        outputs["mask"] = str(folder.mask(key).relative_to(folder.anonymization))
+        write_mask(paths["mask"], mask)
         for layout in settings.feature_masks:
-            path = write_feature_mask(layout, mask, folder.feature_masks(layout), task.rel)
-            outputs[f"feature_mask_{layout}"] = str(path.relative_to(folder.anonymization))
+            paths[f"feature_mask_{layout}"] = write_feature_mask(layout, mask, folder.feature_masks(layout), task.rel)
         lap("mask")
         filled = fill(picture.pixels, mask, settings.fill, wrap=panorama, workers=1)
         lap("fill")
         suffix = output_suffix(task.rel, settings.out_format)
-        published = folder.blurred(key, suffix)
-        write_image(published, Picture(filled, picture.metadata))
-        outputs["blur"] = str(published.relative_to(folder.anonymization))
+        paths["blur"] = paths["output"] = folder.blurred(key, suffix)  # the output is what is published
+        write_image(paths["blur"], Picture(filled, picture.metadata))
         lap("encode")
         if camera is not None:
             blurred = camera_blur(filled, camera)
             lap("camera blur")
-            published = folder.camera_blurred(key, suffix)
-            write_image(published, Picture(blurred, picture.metadata))
-            outputs["gaussian_blur"] = str(published.relative_to(folder.anonymization))
+            paths["gaussian_blur"] = paths["output"] = folder.camera_blurred(key, suffix)
+            write_image(paths["gaussian_blur"], Picture(blurred, picture.metadata))
             lap("encode")
-        outputs["output"] = outputs.get("gaussian_blur", outputs["blur"])  # what is published
+        outputs = {name: str(path.relative_to(folder.anonymization)) for name, path in paths.items()}
         return Result(task.view_id, True, outputs=outputs, masked=float(mask.mean()), seconds=seconds,
                       peak_rss_mb=peak_rss_mb())
     except (InputError, OSError, ValueError) as exc:

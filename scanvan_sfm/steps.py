@@ -6,13 +6,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import orjson
 
+from .atomic import atomic_output
 from .camera_blur import CameraMasks, camera_blur
 from .dataset import MainFolder
 from .errors import InputError
 from .fill import fill
 from .images import IMAGE_SUFFIXES, Picture, read_image, read_mask, write_image, write_mask
-from .atomic import atomic_output
 from .masks import (CLASSES, GuardedSettings, check_layouts, guarded_mask, probmap_to_uint8, seed_mask,
                     write_feature_mask)
 from .sfm.validate import image_size
@@ -42,8 +43,6 @@ class MaskOptions:
 def write_segmentation(folder: MainFolder, key: str, result, info: dict) -> dict[str, Path]:
     """``segmentation/<key>-probmap-{people,vehicle}.png`` (the original's 8-bit format) and
     ``<key>-detections.json`` (``info`` and the boxes)."""
-    import orjson
-
     paths = {}
     for cls in CLASSES:
         paths[f"probmap_{cls}"] = folder.probmap(key, cls)
