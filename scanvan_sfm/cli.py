@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -306,6 +307,112 @@ def camera_blur_command(
     cameras = CameraMasks(camera_mask)
     _run_step("camera blur", main_folder,
               lambda rel: steps.camera_blur_image(main_folder, rel, cameras, feather), workers)
+
+
+@app.command("serve")
+def serve_command(
+    scene: Annotated[Path, typer.Option(help="The anonymized scene (sfm_data_anonymized.json).", show_default=False)],
+    db: Annotated[Path, typer.Option(help="The report store (SQLite).")] = Path("reports.sqlite"),
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    token_file: Annotated[Path | None, typer.Option(
+        help="File holding the moderator token (default: $SCANVAN_MODERATOR_TOKEN; none: no moderation).")] = None,
+    rate: Annotated[int, typer.Option(help="Reports one address may send per minute.")] = 10,
+) -> None:
+    """The public reporting page, its API (/docs) and the moderation page (/moderate)."""
+    import uvicorn
+
+    from .reports.app import ServiceConfig, create_app
+
+    config = ServiceConfig(scene=scene, db=db, token=_moderator_token(token_file), submissions_per_minute=rate)
+    if config.token is None:
+        err.print("no moderator token: moderation is off (set SCANVAN_MODERATOR_TOKEN or --token-file)")
+    uvicorn.run(create_app(config), host=host, port=port, log_level="info", server_header=False)
+
+
+def _moderator_token(token_file: Path | None) -> str | None:
+    if token_file is None:
+        return os.environ.get("SCANVAN_MODERATOR_TOKEN") or None
+    try:
+        token = token_file.read_text().strip()
+    except OSError as exc:
+        raise InputError(f"{token_file}: {exc.strerror or exc}") from None
+    if len(token) < 16:
+        raise InputError(f"{token_file}: a moderator token needs at least 16 characters")
+    return token
+
+
+reports_app = typer.Typer(no_args_is_help=True, help="The visitors' reports: import, list, export, apply.")
+app.add_typer(reports_app, name="reports")
+Db = Annotated[Path, typer.Option(help="The report store (SQLite).")]
+
+
+@reports_app.command("import")
+def reports_import(
+    feed: Annotated[Path, typer.Argument(help="A report feed in the original ScanVan format.", show_default=False)],
+    scene: Annotated[Path, typer.Option(help="The scene the feed refers to.", show_default=False)],
+    db: Db = Path("reports.sqlite"),
+    accept: Annotated[bool, typer.Option(help="Store them as accepted (they were reviewed already).")] = False,
+) -> None:
+    """Add a feed's entries to the store as blur_missing reports (an entry imported before is skipped)."""
+    from .reports.feed import feed_reports
+    from .reports.models import Status
+    from .reports.store import ReportStore
+
+    entries = feed_reports(feed, read_scene(scene, structure=False))
+    store = ReportStore(db)
+    status = Status.accepted if accept else Status.pending
+    added = [i for report, digest in entries if (i := store.add(report, actor="import", status=status,
+                                                                  source=digest)) is not None]
+    err.print(f"{feed}: {len(added)} reports added as {status.value}, {len(entries) - len(added)} already there")
+
+
+@reports_app.command("list")
+def reports_list(
+    db: Db = Path("reports.sqlite"),
+    status: Annotated[str | None, typer.Option(help="pending, accepted or rejected.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """The stored reports, oldest first."""
+    from .reports.models import Status
+    from .reports.store import ReportStore
+
+    reports = ReportStore(db).list(_status(status, Status))
+    if as_json:
+        sys.stdout.write(orjson.dumps([r.model_dump(mode="json") for r in reports], option=orjson.OPT_INDENT_2)
+                         .decode() + "\n")
+        return
+    table = Table(title=f"reports in {db}")
+    for column in ("id", "viewpoint", "category", "status", "corners", "created", "applied run", "comment"):
+        table.add_column(column)
+    for r in reports:
+        table.add_row(str(r.id), str(r.viewpoint_id), r.category.value, r.status.value, str(len(r.polygon)),
+                      r.created_at.strftime("%Y-%m-%d %H:%M"), r.applied_run or "-", r.comment[:40])
+    out.print(table)
+
+
+@reports_app.command("export")
+def reports_export(
+    scene: Annotated[Path, typer.Option(help="The scene the reports refer to.", show_default=False)],
+    db: Db = Path("reports.sqlite"),
+    status: Annotated[str, typer.Option(help="pending, accepted or rejected.")] = "accepted",
+) -> None:
+    """The blur_missing reports of one status in the original ScanVan feed format, on stdout."""
+    from .reports.feed import to_feed
+    from .reports.models import Category, Status
+    from .reports.store import ReportStore
+
+    reports = ReportStore(db).list(_status(status, Status), Category.blur_missing)
+    feed = to_feed(reports, read_scene(scene, structure=False))
+    sys.stdout.write(orjson.dumps(feed, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def _status(value: str | None, statuses):
+    if value is None:
+        return None
+    if value not in statuses.__members__:
+        raise InputError(f"unknown status {value!r} (choose from {', '.join(statuses.__members__)})")
+    return statuses(value)
 
 
 def main() -> None:

@@ -1,0 +1,99 @@
+"""What a report is, as the API and the feed carry it.
+
+Angles follow the original ScanVan feed: radians, ``pitch`` 0 at the top of the panorama to π at
+the bottom, ``yaw`` 0 at the left edge to 2π; so x = W·yaw/2π and y = H·pitch/π.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+MAX_VERTICES = 100
+MAX_COMMENT = 2000
+MAX_NOTE = 2000
+
+
+class Category(StrEnum):
+    blur_missing = "blur_missing"   # a person or vehicle is still recognisable
+    blur_excess = "blur_excess"     # something was masked that need not be
+
+
+class Status(StrEnum):
+    pending = "pending"
+    accepted = "accepted"
+    rejected = "rejected"
+
+
+class Vertex(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    pitch: float = Field(ge=0.0, le=math.pi, description="radians, 0 at the top to π at the bottom")
+    yaw: float = Field(ge=0.0, le=2 * math.pi, description="radians, 0 at the left edge to 2π")
+
+
+Polygon = Annotated[list[Vertex], Field(min_length=3, max_length=MAX_VERTICES)]
+Comment = Annotated[str, StringConstraints(max_length=MAX_COMMENT)]
+
+
+class ReportIn(BaseModel):
+    """A visitor's submission."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    viewpoint_id: int = Field(ge=0, le=2**32 - 1, description="the view id in the scene")
+    category: Category
+    polygon: Polygon
+    comment: Comment = ""
+
+
+class ReportReceipt(BaseModel):
+    """What the visitor sees: the number and the status, nothing else."""
+
+    id: int
+    status: Status
+
+
+class Report(BaseModel):
+    """A stored report, as moderators see it."""
+
+    id: int
+    viewpoint_id: int
+    category: Category
+    polygon: list[Vertex]
+    comment: str
+    status: Status
+    created_at: datetime
+    updated_at: datetime
+    reviewer_note: str = ""
+    applied_run: str | None = None
+
+
+class Decision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: Annotated[str, StringConstraints(max_length=MAX_NOTE)] = ""
+
+
+class FeedEntry(BaseModel):
+    """One entry of the original site's report feed."""
+
+    model_config = ConfigDict(populate_by_name=True, allow_inf_nan=False)
+
+    filepath: str
+    viewpointId: int = Field(ge=0, le=2**32 - 1)
+    pitchYawOrders: Polygon
+
+
+class Viewpoint(BaseModel):
+    """A published panorama the page can open."""
+
+    id: int
+    image: str
+    width: int
+    height: int
+    center: tuple[float, float, float] | None

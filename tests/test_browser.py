@@ -1,0 +1,140 @@
+"""The reporting pages in a real headless Chromium (Debian's, driven by Playwright): a visitor
+draws a polygon by clicking on the sphere and sends it; a moderator accepts it.
+
+Screenshots of each page go to ``out/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scanvan_sfm.reports.store import ReportStore
+
+from conftest import PROJECT
+from service_helpers import TOKEN, LiveServer, config
+
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = PROJECT / "out" / "screenshots"
+ARGS = ["--no-sandbox", "--disable-gpu", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
+        "--disable-quic"]
+
+
+def install_chromium() -> Path:
+    """Debian's chromium, installed here when missing (CI runs as root)."""
+    if not CHROMIUM.exists() and os.geteuid() == 0 and shutil.which("apt-get"):
+        env = os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"], check=True,
+                       env=env, capture_output=True)
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium is not installed and cannot be installed here (apt-get as root)")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    executable = install_chromium()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(executable), args=ARGS)
+        yield browser
+        browser.close()
+
+
+def expected_angles(dx: float, dy: float, height: float, vfov: float, yaw: float, pitch: float) -> tuple[float, float]:
+    """Report angles (pitch from the top, yaw from the left edge) of a click ``dx, dy`` pixels off the
+    centre of a perspective view of vertical field ``vfov`` looking at viewer ``yaw, pitch``."""
+    f = height / 2 / math.tan(vfov / 2)
+    forward = np.array([math.cos(pitch) * math.sin(yaw), math.sin(pitch), math.cos(pitch) * math.cos(yaw)])
+    right = np.array([math.cos(yaw), 0.0, -math.sin(yaw)])
+    up = np.cross(forward, right)
+    direction = dx * right - dy * up + f * forward
+    direction /= np.linalg.norm(direction)
+    view_yaw, view_pitch = math.atan2(direction[0], direction[2]), math.asin(direction[1])
+    return math.pi / 2 - view_pitch, (view_yaw + math.pi) % (2 * math.pi)
+
+
+def test_visitor_reports_and_moderator_accepts(browser, tmp_path):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    db = tmp_path / "reports.sqlite"
+    problems: list[str] = []
+    with LiveServer(config(db)) as server:
+        page = browser.new_page(viewport={"width": 1280, "height": 860})
+        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.goto(server.url + "/")
+        page.click("button[data-id='3']")
+        page.wait_for_selector("body[data-panorama='3']", timeout=60_000)
+        look = {"yaw": 1.0, "pitch": -0.25}
+        page.evaluate(f"window.scanvan.viewer.rotate({{yaw: {look['yaw']}, pitch: {look['pitch']}}})")
+        vfov = math.radians(page.evaluate("window.scanvan.viewer.state.vFov"))
+        assert vfov == pytest.approx(math.radians(60))  # zoom 50 between 30° and 90°, as configured
+        box = page.locator("#viewer").bounding_box()
+        centre = (box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        offsets = [(-90.0, -70.0), (110.0, -60.0), (80.0, 90.0), (-100.0, 75.0)]
+        for count, (dx, dy) in enumerate(offsets, start=1):
+            page.mouse.click(centre[0] + dx, centre[1] + dy)
+            page.wait_for_selector(f"#vertex-count:has-text('{count} corner')")  # one click, not a double click
+        page.wait_for_selector("#vertex-count:has-text('4 corners')")
+        page.check("input[value='blur_missing']")
+        comment = '<img src=x onerror="window.pwned=1"> the man by the door'
+        page.fill("#comment", comment)
+        page.screenshot(path=str(SHOTS / "report-page.png"))
+        page.click("#submit")
+        page.wait_for_selector("#confirmation:has-text('report number')")
+        confirmation = page.text_content("#confirmation")
+        page.screenshot(path=str(SHOTS / "report-confirmation.png"))
+        report_id = int(confirmation.split("report number is ")[1].split(";")[0])
+
+        report = ReportStore(db).get(report_id)
+        assert report.viewpoint_id == 3 and report.category == "blur_missing" and report.comment == comment
+        assert len(report.polygon) == 4
+        for vertex, (dx, dy) in zip(report.polygon, offsets, strict=True):
+            pitch, yaw = expected_angles(dx, dy, box["height"], vfov, look["yaw"], look["pitch"])
+            assert vertex.pitch == pytest.approx(pitch, abs=0.01)
+            assert vertex.yaw == pytest.approx(yaw, abs=0.01)
+
+        # the moderator: the page needs the token first
+        page.goto(server.url + "/moderate")
+        assert page.url.endswith("/moderate/login")
+        page.screenshot(path=str(SHOTS / "moderation-login.png"))
+        page.fill("#token", TOKEN)
+        page.click("button[type='submit']")
+        page.wait_for_url(server.url + "/moderate")
+        page.click(f"#reports button[data-id='{report_id}']")
+        page.wait_for_selector(f"body[data-report='{report_id}']", timeout=60_000)
+        page.wait_for_timeout(500)
+        details = page.text_content("#report-details")
+        assert comment in details and page.evaluate("window.pwned") is None  # shown as text, not run
+        page.screenshot(path=str(SHOTS / "moderation-page.png"))
+        page.fill("#note", "visible face, confirmed")
+        page.click("#accept")
+        page.wait_for_selector("#message:has-text('accepted')")
+        page.screenshot(path=str(SHOTS / "moderation-accepted.png"))
+        page.close()
+
+    accepted = ReportStore(db).get(report_id)
+    assert accepted.status == "accepted" and accepted.reviewer_note == "visible face, confirmed"
+    assert [a["new_status"] for a in ReportStore(db).audit(report_id)] == ["pending", "accepted"]
+    assert not problems, problems
+
+
+def test_wrong_token_keeps_the_moderation_page_closed(browser, tmp_path):
+    with LiveServer(config(tmp_path / "reports.sqlite")) as server:
+        page = browser.new_page()
+        page.goto(server.url + "/moderate/login")
+        page.fill("#token", "not-the-token")
+        page.click("button[type='submit']")
+        page.wait_for_selector("#message:has-text('Wrong token')")
+        page.goto(server.url + "/moderate")
+        assert page.url.endswith("/moderate/login")
+        page.close()
