@@ -138,3 +138,16 @@ def test_wrong_token_keeps_the_moderation_page_closed(browser, tmp_path):
         page.goto(server.url + "/moderate")
         assert page.url.endswith("/moderate/login")
         page.close()
+
+
+def test_api_docs_render_offline(browser, tmp_path):
+    """/docs: Swagger UI from the npm install, under the same CSP (no inline script, no CDN)."""
+    problems: list[str] = []
+    with LiveServer(config(tmp_path / "reports.sqlite")) as server:
+        page = browser.new_page()
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.goto(server.url + "/docs")
+        page.wait_for_selector(".opblock-summary-path[data-path='/api/reports/export']", timeout=30_000)
+        page.screenshot(path=str(SHOTS / "api-docs.png"), full_page=False)
+        page.close()
+    assert not problems, problems

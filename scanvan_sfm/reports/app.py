@@ -12,9 +12,12 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi import Path as PathParam
-from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import InputError
 from ..sfm import SfMData, read_scene
@@ -82,6 +85,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
     limiter = RateLimiter(config.submissions_per_minute, 60.0)
 
     app = FastAPI(title="scanvan-sfm reports", docs_url=None, redoc_url=None,
+                  responses={400: {"description": "unreadable body"}, 413: {"description": "body too large"}},
                   description="Report a person or vehicle the anonymization missed (or masked needlessly). "
                               "Angles in radians: pitch 0 at the top of the panorama to π at the bottom, "
                               "yaw 0 at the left edge to 2π.")
@@ -127,7 +131,10 @@ def create_app(config: ServiceConfig) -> FastAPI:
         """The panoramas visitors can open."""
         return [viewpoint for viewpoint, _ in viewpoints.values()]
 
-    @app.get("/images/{view_id}", responses={404: {"description": "no such viewpoint"}})
+    image_file = {"image/*": {"schema": {"type": "string", "format": "binary"}}}
+
+    @app.get("/images/{view_id}", response_class=FileResponse, responses={
+        200: {"description": "the image file", "content": image_file}, 404: {"description": "no such viewpoint"}})
     def image(view_id: ViewId) -> FileResponse:
         """A published (anonymized) panorama."""
         if view_id not in viewpoints:
@@ -135,11 +142,12 @@ def create_app(config: ServiceConfig) -> FastAPI:
         return FileResponse(viewpoints[view_id][1])
 
     @app.post("/api/reports", status_code=201, response_model=ReportReceipt,
-              responses={422: {"description": "invalid report"}, 429: {"description": "too many reports"}})
+              responses={404: {"description": "no such viewpoint"}, 422: {"description": "invalid report"},
+                         429: {"description": "too many reports"}})
     def submit(report: ReportIn, request: Request, response: Response) -> ReportReceipt:
         """Report a missed person or vehicle (or a needless mask) in one viewpoint."""
         if report.viewpoint_id not in viewpoints:
-            raise HTTPException(422, f"viewpoint {report.viewpoint_id} is not published here")
+            raise HTTPException(404, f"viewpoint {report.viewpoint_id} is not published here")
         wait = limiter.retry_after(request.client.host if request.client else "unknown")
         if wait:
             raise HTTPException(429, "too many reports from this address; try again later",
@@ -170,7 +178,8 @@ def create_app(config: ServiceConfig) -> FastAPI:
         """Reports, oldest first; all of them unless a status is given."""
         return store.list(status)
 
-    @app.get("/api/reports/{report_id}", response_model=ReportReceipt, responses={404: {"description": "no such report"}})
+    @app.get("/api/reports/{report_id}", response_model=ReportReceipt,
+             responses={404: {"description": "no such report"}})
     def report_status(report_id: ReportId) -> ReportReceipt:
         """A report's status, for the visitor who sent it."""
         found = store.get(report_id)
@@ -198,6 +207,22 @@ def create_app(config: ServiceConfig) -> FastAPI:
     def reject(report_id: ReportId, actor: Moderator, decision: Decision | None = None) -> Report:
         """Reject a report (or take back an accepted one)."""
         return decide(report_id, Status.rejected, decision or Decision(), actor)
+
+    @app.exception_handler(RequestValidationError)
+    def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        """422 with where and what, never the offending input (it may not even be valid JSON: NaN)."""
+        errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        return JSONResponse({"detail": errors}, 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """As FastAPI's, but a 405 lists every method of the path (routes of one path are separate)."""
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            methods = {m for route in app.routes if isinstance(route, APIRoute)
+                       and route.path_regex.match(request.url.path) for m in route.methods}
+            headers["Allow"] = ", ".join(sorted(methods))
+        return JSONResponse({"detail": exc.detail}, exc.status_code, headers=headers)
 
     app.add_middleware(GuardMiddleware, headers=security_headers(script_hashes(*WEB.glob("*.html"))))
     return app

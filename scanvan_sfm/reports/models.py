@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 MAX_VERTICES = 100
 MAX_COMMENT = 2000
@@ -32,10 +32,20 @@ class Status(StrEnum):
 class Vertex(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    pitch: float = Field(ge=0.0, le=math.pi, description="radians, 0 at the top to π at the bottom")
-    yaw: float = Field(ge=0.0, le=2 * math.pi, description="radians, 0 at the left edge to 2π")
+    pitch: float = Field(strict=True, ge=0.0, le=math.pi, description="radians, 0 at the top to π at the bottom")
+    yaw: float = Field(strict=True, ge=0.0, le=2 * math.pi, description="radians, 0 at the left edge to 2π")
 
 
+def _whole_number(value: object) -> object:
+    """An id: a JSON integer (``7`` or ``7.0``), never a boolean or a string."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("should be a whole number")
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError("should be a whole number")
+    return int(value)
+
+
+ViewId = Annotated[int, Field(ge=0, le=2**32 - 1, description="a view id of the scene"), BeforeValidator(_whole_number)]
 Polygon = Annotated[list[Vertex], Field(min_length=3, max_length=MAX_VERTICES)]
 Comment = Annotated[str, StringConstraints(max_length=MAX_COMMENT)]
 
@@ -45,7 +55,7 @@ class ReportIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    viewpoint_id: int = Field(ge=0, le=2**32 - 1, description="the view id in the scene")
+    viewpoint_id: ViewId
     category: Category
     polygon: Polygon
     comment: Comment = ""
@@ -85,7 +95,7 @@ class FeedEntry(BaseModel):
     model_config = ConfigDict(populate_by_name=True, allow_inf_nan=False)
 
     filepath: str
-    viewpointId: int = Field(ge=0, le=2**32 - 1)
+    viewpointId: ViewId
     pitchYawOrders: Polygon
 
 

@@ -1,0 +1,31 @@
+"""Schemathesis against the service's own OpenAPI spec: generated valid and invalid calls to
+every operation, as a visitor and as a moderator; no 5xx, and every answer matches the spec."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import hypothesis
+import schemathesis
+
+from scanvan_sfm.reports.app import create_app
+
+from service_helpers import TOKEN, config
+
+_store = Path(tempfile.mkdtemp(prefix="scanvan-openapi-")) / "reports.sqlite"
+APP = create_app(config(_store, submissions_per_minute=1_000_000))
+schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
+
+
+@schema.parametrize()
+@hypothesis.settings(max_examples=60, deadline=None,
+                     suppress_health_check=list(hypothesis.HealthCheck))
+def test_api_as_moderator(case):
+    case.call_and_validate(headers={"Authorization": f"Bearer {TOKEN}"})
+
+
+@schema.parametrize()
+@hypothesis.settings(max_examples=25, deadline=None, suppress_health_check=list(hypothesis.HealthCheck))
+def test_api_as_visitor(case):
+    case.call_and_validate()
