@@ -407,6 +407,40 @@ def reports_export(
     sys.stdout.write(orjson.dumps(feed, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
+@reports_app.command("apply")
+def reports_apply(
+    scene: Annotated[Path, typer.Option(help="The reconstruction anonymize ran on.", show_default=False)],
+    out: Annotated[Path, typer.Option(help="The main folder anonymize wrote.", show_default=False)],
+    db: Annotated[Path | None, typer.Option(help="Apply the store's accepted reports.")] = None,
+    feed: Annotated[Path | None, typer.Option(help="Apply a report feed in the original format.")] = None,
+    propagate: Annotated[bool, typer.Option(help="Carry reports to the views that see the same landmarks.")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Show what would change; write nothing.")] = False,
+) -> None:
+    """Accepted reports into the mask layers; affected views re-filled from the originals."""
+    from .reports.apply import apply_reports
+
+    run = apply_reports(scene, out, db=db, feed=feed, propagate_reports=propagate, dry_run=dry_run)
+    for key, reason in run.skipped.items():
+        err.print(f"skipped: {key}: {reason}", markup=False, highlight=False)
+    if run.changes:
+        views = Table(title="views" + (" (dry run: nothing written)" if dry_run else ""))
+        for column in ("view", "reports", "masked before", "masked after", "re-filled", "error"):
+            views.add_column(column)
+        for c in run.changes:
+            views.add_row(str(c.view_id), ", ".join(c.reports) or "-", f"{c.masked_before:.2%}",
+                          f"{c.masked_after:.2%}", "yes" if c.refilled else "no", c.error or "")
+        err.print(views)
+    summary = Table(title=f"reports apply ({run.run_id})")
+    for column in ("reports applied", "taken out", "skipped", "views re-filled", "regions propagated", "failed",
+                   "seconds"):
+        summary.add_column(column, justify="right")
+    summary.add_row(str(len(run.applied)), str(len(run.undone)), str(len(run.skipped)),
+                    str(sum(c.refilled for c in run.changes)), str(run.propagated), str(len(run.failed)),
+                    f"{run.seconds:.1f}")
+    err.print(summary)
+    raise typer.Exit(1 if run.failed else 0)
+
+
 def _status(value: str | None, statuses):
     if value is None:
         return None

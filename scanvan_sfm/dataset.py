@@ -4,10 +4,12 @@
       images/                       sources (sub-folders allowed)
       anonymization/
         segmentation/<key>-probmap-<class>.png, <key>-detections.json
-        masks/<key>-mask.png
+        masks/<key>-mask.png          the mask the image was filled with
+        masks/<key>-{automatic,manual,excess}.png   layers, once reports apply (reports.layers)
         blur/<key>.<ext>            filled images
         gaussian_blur/<key>.<ext>   camera/car-roof blurred
         feature_masks/<tool>/…      masks for openMVG, COLMAP, OpenSfM
+        reports/applied.json, audit.jsonl   reports applied to the masks, and what changed
 
 ``key`` is the image path relative to ``images/`` without its extension, as the original named
 its outputs; two sources that share a key (``a.jpg`` and ``a.png``) are refused.
@@ -67,6 +69,10 @@ class MainFolder:
     def mask(self, key: str) -> Path:
         return self.masks_dir / f"{key}-mask.png"
 
+    def mask_layer(self, key: str, layer: str) -> Path:
+        """``automatic``, ``manual`` or ``excess`` (see ``reports.layers``)."""
+        return self.masks_dir / f"{key}-{layer}.png"
+
     def blurred(self, key: str, suffix: str) -> Path:
         return self.blur_dir / f"{key}{suffix}"
 
@@ -76,6 +82,11 @@ class MainFolder:
     @property
     def manifest(self) -> Path:
         return self.anonymization / "manifest.json"
+
+    @property
+    def reports_dir(self) -> Path:
+        """``applied.json`` (the reports in the masks and their regions) and ``audit.jsonl``."""
+        return self.anonymization / "reports"
 
     def feature_masks(self, layout: str) -> Path:
         check_layouts([layout])

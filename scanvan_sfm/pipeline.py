@@ -27,6 +27,7 @@ from .errors import InputError
 from .fill import fill
 from .images import Picture, read_image, write_image, write_mask
 from .masks import CLASSES, GuardedSettings, probmap_to_uint8, write_feature_mask
+from .reports.layers import merge_layers
 from .sfm import SfMData, read_scene, write_scene
 from .sfm.io import images_root
 from .sfm.register import anonymized_scene
@@ -51,6 +52,13 @@ class Settings:
     camera_mask_sha256: str | None = None
     feature_masks: tuple[str, ...] = ()
     guarded: GuardedSettings = GuardedSettings()
+
+    @classmethod
+    def from_json(cls, data: dict) -> Settings:
+        """The settings as the manifest records them."""
+        return cls(**(data | {"feature_masks": tuple(data.get("feature_masks", ())),
+                              "guarded": GuardedSettings(**{k: tuple(v) if isinstance(v, list) else v
+                                                            for k, v in data.get("guarded", {}).items()})}))
 
     def digest(self) -> str:
         data = asdict(self) | {"version": __version__}
@@ -124,6 +132,31 @@ def _init_worker(settings: Settings, out: str) -> None:
     _worker["cameras"] = CameraMasks(settings.camera_mask) if settings.camera_mask else None
 
 
+def publish(folder: MainFolder, key: str, rel: str, picture: Picture, mask, settings: Settings, camera,
+            lap=lambda stage: None) -> dict[str, Path]:
+    """Write a view's mask (and feature masks), fill the original with it (and blur the camera
+    area), write the published images; returns the paths written."""
+    paths = {"mask": folder.mask(key)}
+    write_mask(paths["mask"], mask)
+    for layout in settings.feature_masks:
+        paths[f"feature_mask_{layout}"] = write_feature_mask(layout, mask, folder.feature_masks(layout), rel)
+    lap("mask")
+    panorama = is_panorama(picture.size)
+    filled = fill(picture.pixels, mask, settings.fill, wrap=panorama, workers=1)
+    lap("fill")
+    suffix = output_suffix(rel, settings.out_format)
+    paths["blur"] = paths["output"] = folder.blurred(key, suffix)  # the output is what is published
+    write_image(paths["blur"], Picture(filled, picture.metadata))
+    lap("encode")
+    if camera is not None:
+        blurred = camera_blur(filled, camera)
+        lap("camera blur")
+        paths["gaussian_blur"] = paths["output"] = folder.camera_blurred(key, suffix)
+        write_image(paths["gaussian_blur"], Picture(blurred, picture.metadata))
+        lap("encode")
+    return paths
+
+
 def process_view(task: Task) -> Result:
     """One view through every step; bad input fails this view only."""
     settings, folder, segmenter = _worker["settings"], _worker["folder"], _worker["segmenter"]
@@ -150,26 +183,11 @@ def process_view(task: Task) -> Result:
         key = task.key
         paths = write_segmentation(folder, key, segmentation, {"view_id": task.view_id, "image": task.rel,
                                                                "model": segmenter.name})
-        paths["mask"] = folder.mask(key)
         people, vehicles = (probmap_to_uint8(segmentation.maps[c]) for c in CLASSES)
-        mask = mask_from_maps(settings.mask_mode, people, vehicles, (picture.size[1], picture.size[0]),
-                              settings.guarded, camera)
-        write_mask(paths["mask"], mask)
-        for layout in settings.feature_masks:
-            paths[f"feature_mask_{layout}"] = write_feature_mask(layout, mask, folder.feature_masks(layout), task.rel)
-        lap("mask")
-        filled = fill(picture.pixels, mask, settings.fill, wrap=panorama, workers=1)
-        lap("fill")
-        suffix = output_suffix(task.rel, settings.out_format)
-        paths["blur"] = paths["output"] = folder.blurred(key, suffix)  # the output is what is published
-        write_image(paths["blur"], Picture(filled, picture.metadata))
-        lap("encode")
-        if camera is not None:
-            blurred = camera_blur(filled, camera)
-            lap("camera blur")
-            paths["gaussian_blur"] = paths["output"] = folder.camera_blurred(key, suffix)
-            write_image(paths["gaussian_blur"], Picture(blurred, picture.metadata))
-            lap("encode")
+        automatic = mask_from_maps(settings.mask_mode, people, vehicles, (picture.size[1], picture.size[0]),
+                                   settings.guarded, camera)
+        mask = merge_layers(folder, key, automatic)
+        paths |= publish(folder, key, task.rel, picture, mask, settings, camera, lap)
         outputs = {name: str(path.relative_to(folder.anonymization)) for name, path in paths.items()}
         return Result(task.view_id, True, outputs=outputs, masked=float(mask.mean()), seconds=seconds,
                       peak_rss_mb=peak_rss_mb())
@@ -247,14 +265,14 @@ def anonymize(scene_path: Path, out: Path, settings: Settings, *, images_root_di
             continue
         entries[str(view_id)] = entry | {"status": "pending"}
         tasks.append(Task(view_id, str(source), rels[view_id], keys[view_id], (view.width, view.height)))
-    _write_manifest(folder.manifest, manifest)
+    write_manifest(folder.manifest, manifest)
     if progress:
         progress(0, len(tasks))
     if tasks:
         _run_tasks(tasks, settings, folder, manifest, digest, run, workers, progress)
     outputs = {k: entries[str(k)]["outputs"]["output"] for k in selected
                if entries.get(str(k), {}).get("status") == "done"}
-    run.scene_json, run.scene_bin = _register(scene, outputs, folder)
+    run.scene_json, run.scene_bin = register(scene, outputs, folder)
     run.wall = time.perf_counter() - run.started
     return run
 
@@ -291,12 +309,12 @@ def _run_tasks(tasks: list[Task], settings: Settings, folder: MainFolder, manife
             else:
                 entry |= {"status": "failed", "reason": result.reason}
                 run.failed[result.view_id] = result.reason
-            _write_manifest(folder.manifest, manifest)
+            write_manifest(folder.manifest, manifest)
             if progress:
                 progress(done, len(tasks))
 
 
-def _register(scene: SfMData, outputs: dict[int, str], folder: MainFolder) -> tuple[Path, Path]:
+def register(scene: SfMData, outputs: dict[int, str], folder: MainFolder) -> tuple[Path, Path]:
     """The anonymized scene beside the outputs. Its root is the published images' folder
     (``blur`` or ``gaussian_blur``), relative: it resolves beside the scene file."""
     roots = {PurePosixPath(p).parts[0] for p in outputs.values()} or {"blur"}
@@ -313,7 +331,7 @@ def _settings_json(settings: Settings) -> dict:
     return orjson.loads(orjson.dumps(asdict(settings)))
 
 
-def _write_manifest(path: Path, manifest: dict) -> None:
+def write_manifest(path: Path, manifest: dict) -> None:
     manifest["views"] = dict(sorted(manifest["views"].items(), key=lambda kv: int(kv[0])))
     with atomic_output(path) as f:
         f.write(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
