@@ -250,7 +250,7 @@ def anonymize(scene_path: Path, out: Path, settings: Settings, *, images_root_di
     tasks = []
     for view_id, view in selected.items():
         source = scene.image_path(view, root)
-        entry = {"source": rels[view_id], "source_path": str(source)}
+        entry = {"source": rels[view_id], "source_path": str(source.absolute())}
         try:
             entry["source_sha256"] = sha256_file(source)
         except OSError as exc:

@@ -16,6 +16,7 @@ from .fill import fill
 from .images import IMAGE_SUFFIXES, Picture, read_image, read_mask, write_image, write_mask
 from .masks import (CLASSES, GuardedSettings, check_layouts, guarded_mask, probmap_to_uint8, seed_mask,
                     write_feature_mask)
+from .reports.layers import merge_layers
 from .sfm.validate import image_size
 
 MASK_MODES = ("guarded", "seed")
@@ -85,8 +86,8 @@ def make_mask(folder: MainFolder, rel: str, options: MaskOptions) -> dict[str, f
     width, height = image_size(folder.source(rel))
     key = folder.key(rel)
     people, vehicles = (_probmap(folder.probmap(key, cls)) for cls in CLASSES)
-    mask = mask_from_maps(options.mode, people, vehicles, (height, width), options.guarded,
-                          options.camera((width, height)))
+    mask = merge_layers(folder, key, mask_from_maps(options.mode, people, vehicles, (height, width),
+                                                    options.guarded, options.camera((width, height))))
     write_mask(folder.mask(key), mask, options.original_convention)
     for layout in options.feature_layouts:
         write_feature_mask(layout, mask, folder.feature_masks(layout), rel)

@@ -120,3 +120,25 @@ def test_bad_arguments_exit_2(tmp_path):
     assert result.returncode == 2 and "unknown feature-mask layout" in result.stderr
     result = _cli("fill", tmp_path / "nowhere")
     assert result.returncode == 2 and "no images folder" in result.stderr
+
+
+def test_masks_step_keeps_reported_layers(tmp_path):
+    """The folder masks step, like anonymize, merges the manual and excess layers of applied reports."""
+    folder = tmp_path / "main"
+    (folder / "images" / "street").mkdir(parents=True)
+    shutil.copy(SHARED / "images" / "opensfm_lund_01.jpg", folder / "images" / "street" / "01.jpg")
+    _probmaps(folder, "street/01", (1024, 768), [(425, 440, 475, 550)], 1.0)
+    layers = folder / "anonymization" / "masks" / "street"
+    layers.mkdir(parents=True)
+    manual = np.zeros((768, 1024), np.uint8)
+    manual[100:200, 100:300] = 255
+    excess = np.zeros((768, 1024), np.uint8)
+    excess[500:550, 425:475] = 255   # the lower part of the detected person
+    cv2.imwrite(str(layers / "01-manual.png"), manual)
+    cv2.imwrite(str(layers / "01-excess.png"), excess)
+    assert _cli("masks", folder).returncode == 0
+    mask = read_mask(layers / "01-mask.png")
+    automatic = read_mask(layers / "01-automatic.png")
+    assert mask[100:200, 100:300].all() and not automatic[100:200, 100:300].any()
+    assert automatic[500:550, 425:475].all() and not mask[500:550, 425:475].any()
+    assert np.array_equal(mask, (automatic & ~(excess > 0)) | (manual > 0))

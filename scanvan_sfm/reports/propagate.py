@@ -71,7 +71,7 @@ def propagate(scene: SfMData, view_id: int, polygon: np.ndarray, inside: np.ndar
 
 
 def _others(scene: SfMData, view_id: int) -> dict:
-    return {k: v for k, v in scene.reconstructed_views().items() if k != view_id}
+    return {k: v for k, v in sorted(scene.reconstructed_views().items()) if k != view_id}
 
 
 def _hulls(scene: SfMData, view_id: int, landmarks: np.ndarray, owner: np.ndarray, radius: float) -> list[Region]:
