@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from scanvan_sfm.reports.spherical import rasterize
 from scanvan_sfm.reports.store import ReportStore
 
 from conftest import PROJECT
@@ -151,3 +152,31 @@ def test_api_docs_render_offline(browser, tmp_path):
         page.screenshot(path=str(SHOTS / "api-docs.png"), full_page=False)
         page.close()
     assert not problems, problems
+
+
+def test_polygons_across_the_seam_and_around_the_zenith(browser, tmp_path):
+    """Drawn where the panorama's left and right edges meet, and around the top pole: stored as
+    drawn, and rasterized into one region across the edges / a cap holding the whole top row."""
+    db = tmp_path / "reports.sqlite"
+    with LiveServer(config(db)) as server:
+        page = browser.new_page(viewport={"width": 1280, "height": 860})
+        page.goto(server.url + "/")
+        page.click("button[data-id='2']")
+        page.wait_for_selector("body[data-panorama='2']", timeout=60_000)
+        for name, look in (("seam", "{yaw: Math.PI, pitch: 0}"), ("zenith", "{yaw: 0, pitch: Math.PI / 2}")):
+            page.evaluate(f"window.scanvan.viewer.rotate({look})")
+            box = page.locator("#viewer").bounding_box()
+            centre = (box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            for count, (dx, dy) in enumerate([(-120, -100), (120, -100), (120, 100), (-120, 100)], start=1):
+                page.mouse.click(centre[0] + dx, centre[1] + dy)
+                page.wait_for_selector(f"#vertex-count:has-text('{count} corner')")
+            page.screenshot(path=str(SHOTS / f"report-{name}.png"))
+            page.click("#submit")
+            page.wait_for_selector("#confirmation:has-text('report number')")
+        page.close()
+    seam, zenith = (np.array([[v.pitch, v.yaw] for v in r.polygon]) for r in ReportStore(db).list())
+    assert (seam[:, 1] < 0.5).sum() == 2 and (seam[:, 1] > 2 * math.pi - 0.5).sum() == 2
+    mask = rasterize(seam, 5376, 2688)
+    assert mask[1344, :150].all() and mask[1344, -150:].all() and not mask[1344, 300:-300].any()
+    assert np.ptp(np.sort(zenith[:, 1])) > math.pi and (zenith[:, 0] < 0.5).all()  # corners all around
+    assert rasterize(zenith, 5376, 2688)[0].all()
