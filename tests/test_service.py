@@ -194,3 +194,29 @@ def test_viewer_packages_are_served_from_the_npm_install(client):
 def test_missing_viewer_packages_are_one_line(tmp_path):
     with pytest.raises(InputError, match="npm ci"):
         create_app(config(tmp_path / "r.sqlite", node_modules=tmp_path))
+
+
+def test_store_takes_concurrent_submissions(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from scanvan_sfm.reports.models import ReportIn
+
+    store = ReportStore(tmp_path / "r.sqlite")
+    one = ReportIn(viewpoint_id=1, category="blur_missing", polygon=TRIANGLE)
+    with ThreadPoolExecutor(8) as pool:
+        ids = list(pool.map(lambda _: store.add(one), range(160)))
+    assert sorted(ids) == list(range(1, 161)) and len(store.audit()) == 160
+
+
+def test_serve_refuses_bad_arguments_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    short = tmp_path / "token"
+    short.write_text("short")
+    for args, message in ((["--scene", tmp_path / "missing.json"], "missing.json"),
+                          (["--scene", SCENE, "--token-file", short], "at least 16 characters"),
+                          (["--scene", SCENE, "--token-file", tmp_path / "none"], "none")):
+        result = subprocess.run([sys.executable, "-m", "scanvan_sfm.cli", "serve", *map(str, args),
+                                 "--db", str(tmp_path / "r.sqlite")], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
