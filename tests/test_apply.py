@@ -237,3 +237,23 @@ def test_bad_apply_arguments_are_one_line(out, tmp_path, args, message):
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
     empty = cli("reports", "apply", "--scene", SCENE, "--out", tmp_path / "nothing", "--feed", "x.json")
     assert empty.returncode == 2 and "run `scanvan-sfm anonymize` first" in empty.stderr
+
+
+def test_a_failed_view_is_retried_on_the_next_apply(out, tmp_path):
+    manifest_path = out / "anonymization" / "manifest.json"
+    manifest = orjson.loads(manifest_path.read_bytes())
+    original = tmp_path / "R0010215.JPG"
+    shutil.copy(manifest["views"]["5"]["source_path"], original)
+    manifest["views"]["5"]["source_path"] = str(original)
+    manifest_path.write_bytes(orjson.dumps(manifest))
+    parked = original.rename(tmp_path / "parked.JPG")  # the original is gone for now
+    feed = tmp_path / "feed.json"
+    write_feed(feed, (5, box(2000, 1300, 80, 80)))
+    failed = cli("reports", "apply", "--scene", SCENE, "--out", out, "--feed", feed)
+    assert failed.returncode == 1 and "the next apply tries again" in failed.stderr
+    applied = out / "anonymization" / "reports" / "applied.json"
+    assert not applied.exists() or not orjson.loads(applied.read_bytes())["reports"]
+    parked.rename(original)
+    retried = cli("reports", "apply", "--scene", SCENE, "--out", out, "--feed", feed)
+    assert retried.returncode == 0, retried.stderr
+    assert len(orjson.loads(applied.read_bytes())["reports"]) == 1 and masks(out, 5)[1260:1340, 1960:2040].all()

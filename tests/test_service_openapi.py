@@ -3,6 +3,8 @@ every operation, as a visitor and as a moderator; no 5xx, and every answer match
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -13,8 +15,9 @@ from scanvan_sfm.reports.app import create_app
 
 from service_helpers import TOKEN, config
 
-_store = Path(tempfile.mkdtemp(prefix="scanvan-openapi-")) / "reports.sqlite"
-APP = create_app(config(_store, submissions_per_minute=1_000_000))
+_folder = Path(tempfile.mkdtemp(prefix="scanvan-openapi-"))
+atexit.register(shutil.rmtree, _folder, True)
+APP = create_app(config(_folder / "reports.sqlite", submissions_per_minute=1_000_000))
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
 

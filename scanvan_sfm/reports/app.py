@@ -89,7 +89,6 @@ def create_app(config: ServiceConfig) -> FastAPI:
                   description="Report a person or vehicle the anonymization missed (or masked needlessly). "
                               "Angles in radians: pitch 0 at the top of the panorama to π at the bottom, "
                               "yaw 0 at the left edge to 2π.")
-    app.state.store = store
     for prefix, folder in VENDOR.items():
         app.mount(f"/vendor/{prefix}", StaticFiles(directory=config.node_modules / folder), name=prefix)
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
@@ -158,13 +157,13 @@ def create_app(config: ServiceConfig) -> FastAPI:
 
     # ------------------------------------------------------------------------ moderation API
     @app.post("/api/moderator/session", status_code=204, responses={401: {"description": "wrong token"}})
-    def open_session(session: Session) -> Response:
+    def open_session(session: Session, request: Request) -> Response:
         """Exchange the moderator token for a session cookie (for the moderation page)."""
         if not token.check(session.token):
             raise HTTPException(401, "wrong moderator token")
         response = Response(status_code=204)
         response.set_cookie(SESSION_COOKIE, token.session, httponly=True, samesite="strict", path="/",
-                            secure=False)
+                            secure=request.url.scheme == "https")
         return response
 
     @app.get("/api/reports/export", responses={401: {"description": "moderator token required"}})

@@ -86,7 +86,7 @@ def apply_reports(scene_path: Path, out: Path, *, db: Path | None = None, feed: 
     store = ReportStore(db) if db is not None else None
     wanted = _from_store(store) if store is not None else _from_feed(feed, scene)
     ledger_path = folder.reports_dir / "applied.json"
-    ledger = orjson.loads(ledger_path.read_bytes()) if ledger_path.is_file() else {"reports": {}}
+    ledger = _read_ledger(ledger_path)
     applied = ledger["reports"]
     # a store decides what stays in; a feed only adds
     run.undone = [k for k in applied if store is not None and k.startswith("report-") and k not in wanted]
@@ -106,8 +106,7 @@ def apply_reports(scene_path: Path, out: Path, *, db: Path | None = None, feed: 
         run.applied.append(key)
     touched = {k: {r["view_id"] for r in applied[k]["regions"]} for k in run.applied + run.undone}
     affected = set().union(*touched.values())
-    for key in run.undone:
-        del applied[key]
+    undone = {key: applied.pop(key) for key in run.undone}
     if not affected:
         run.seconds = time.perf_counter() - started
         return run
@@ -119,6 +118,7 @@ def apply_reports(scene_path: Path, out: Path, *, db: Path | None = None, feed: 
         if not dry_run and not change.error:
             _audit(folder, run, change, keys[view_id], [k for k, views in touched.items() if view_id in views])
         run.changes.append(change)
+    _retry_failed(run, applied, undone, touched)
     if not dry_run:
         _save(folder, manifest, ledger, scene, run, ledger_path)
         if store is not None:
@@ -126,6 +126,32 @@ def apply_reports(scene_path: Path, out: Path, *, db: Path | None = None, feed: 
             store.mark_applied([int(k.split("-")[1]) for k in run.undone], None)
     run.seconds = time.perf_counter() - started
     return run
+
+
+def _read_ledger(path: Path) -> dict:
+    if not path.is_file():
+        return {"reports": {}}
+    try:
+        ledger = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise InputError(f"{path}: not JSON ({exc})") from None
+    if not isinstance(ledger.get("reports"), dict):
+        raise InputError(f"{path}: reports: expected an object")
+    return ledger
+
+
+def _retry_failed(run: ApplyRun, applied: dict, undone: dict, touched: dict[str, set[int]]) -> None:
+    """Reports that touch a view that failed are left for the next apply: those being added are
+    not recorded as applied, those being taken out stay recorded (the next apply takes them out)."""
+    failed = {c.view_id: c.error for c in run.failed}
+    for key in [k for k in run.applied if touched[k] & failed.keys()]:
+        view = min(touched[key] & failed.keys())
+        del applied[key]
+        run.applied.remove(key)
+        run.skipped[key] = f"view {view} failed ({failed[view]}); the next apply tries again"
+    for key in [k for k in run.undone if touched[k] & failed.keys()]:
+        applied[key] = undone[key]
+        run.undone.remove(key)
 
 
 def _from_store(store: ReportStore) -> dict[str, Wanted]:
