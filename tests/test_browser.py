@@ -101,8 +101,8 @@ def test_visitor_reports_and_moderator_accepts(browser, tmp_path):
         assert len(report.polygon) == 4
         for vertex, (dx, dy) in zip(report.polygon, offsets, strict=True):
             pitch, yaw = expected_angles(dx, dy, box["height"], vfov, look["yaw"], look["pitch"])
-            assert vertex.pitch == pytest.approx(pitch, abs=0.01)
-            assert vertex.yaw == pytest.approx(yaw, abs=0.01)
+            assert vertex.pitch == pytest.approx(pitch, abs=0.003)
+            assert vertex.yaw == pytest.approx(yaw, abs=0.003)
 
         # the moderator: the page needs the token first
         page.goto(server.url + "/moderate")
