@@ -39,6 +39,7 @@ container.addEventListener("click", (event) => {
   const dragged = !pressed || Math.hypot(event.clientX - pressed.x, event.clientY - pressed.y) > 4;
   if (!current || dragged || vertices.length >= 100 || event.target.closest(".psv-navbar")) return;
   const box = container.getBoundingClientRect();
+  if (!vertices.length) confirmation.textContent = "";  // a new report begins
   vertices.push(toReportAngles(viewer.dataHelper.viewerCoordsToSphericalCoords(
     { x: event.clientX - box.left, y: event.clientY - box.top })));
   redraw();
