@@ -13,8 +13,10 @@ out again on the next apply. ``audit.jsonl`` gets a line per changed view.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +34,7 @@ from .feed import feed_reports
 from .layers import LAYERS, combine, read_automatic, render, write_layers
 from .models import Category, Status
 from .propagate import Region, propagate
-from .spherical import rasterize
+from .spherical import placeable_cap, rasterize
 from .store import ReportStore
 
 
@@ -81,7 +83,8 @@ def apply_reports(scene_path: Path, out: Path, *, db: Path | None = None, feed: 
     manifest = load_manifest(folder.manifest)
     if not manifest["views"]:
         raise InputError(f"{folder.manifest}: no anonymize run here (run `scanvan-sfm anonymize` first)")
-    scene = read_scene(scene_path)  # with the landmarks: propagation and registration need them
+    scene = read_scene(scene_path, structure=False)
+    with_landmarks = cache(partial(read_scene, scene_path))  # read once, when propagating or registering
     run = ApplyRun(datetime.now(UTC).strftime("apply-%Y%m%dT%H%M%S.%fZ"))
     store = ReportStore(db) if db is not None else None
     wanted = _from_store(store) if store is not None else _from_feed(feed, scene)
@@ -97,7 +100,7 @@ def apply_reports(scene_path: Path, out: Path, *, db: Path | None = None, feed: 
         if reason:
             run.skipped[key] = reason
             continue
-        regions = _regions(scene, report, propagate_reports)
+        regions = _regions(with_landmarks, report, propagate_reports)
         run.propagated += len(regions) - 1
         applied_entry = {"report_id": report.report_id, "category": report.category.value, "view_id": report.view_id,
                          "polygon": report.polygon, "run": run.run_id, "regions": [r.as_dict() for r in regions],
@@ -120,7 +123,7 @@ def apply_reports(scene_path: Path, out: Path, *, db: Path | None = None, feed: 
         run.changes.append(change)
     _retry_failed(run, applied, undone, touched)
     if not dry_run:
-        _save(folder, manifest, ledger, scene, run, ledger_path)
+        _save(folder, manifest, ledger, with_landmarks(), run, ledger_path)
         if store is not None:
             store.mark_applied([applied[k]["report_id"] for k in run.applied], run.run_id)
             store.mark_applied([int(k.split("-")[1]) for k in run.undone], None)
@@ -177,17 +180,18 @@ def _unusable(scene: SfMData, manifest: dict, report: Wanted) -> str:
     if not isinstance(scene.intrinsics[view.id_intrinsic], Spherical) or view.width != 2 * view.height:
         return f"view {report.view_id} is not an equirectangular panorama"
     try:
-        rasterize(report.polygon, 16, 8)  # refuses polygons too large to place
+        placeable_cap(report.polygon)
     except InputError as exc:
         return str(exc)
     return ""
 
 
-def _regions(scene: SfMData, report: Wanted, propagate_reports: bool) -> list[Region]:
+def _regions(with_landmarks: Callable[[], SfMData], report: Wanted, propagate_reports: bool) -> list[Region]:
     """The report's own region first, then the ones carried to other views (``blur_missing``
     only: releasing masks elsewhere on the strength of one report would risk un-hiding people)."""
     regions = [Region(report.view_id, "report", angles=report.polygon)]
     if propagate_reports and report.category is Category.blur_missing:
+        scene = with_landmarks()
         view = scene.views[report.view_id]
         inside = rasterize(report.polygon, view.width, view.height)
         regions += propagate(scene, report.view_id, np.asarray(report.polygon), inside).regions
@@ -206,14 +210,13 @@ def _update_view(folder: MainFolder, manifest: dict, key: str, view_id: int, app
         layers = {name: render([r for a in applied.values() if a["layer"] == name
                                 for r in a["regions"] if r["view_id"] == view_id], width, height, width == 2 * height)
                   for name in LAYERS}
-        automatic = read_automatic(folder, key)
-        if dry_run:
-            final = combine(automatic, layers["manual"], layers["excess"])
-            return ViewChange(view_id, reports, float(current.mean()), float(final.mean()),
-                              not np.array_equal(final, current))
-        final = write_layers(folder, key, automatic, layers)
+        automatic = read_automatic(folder, key, current)
+        final = (combine(automatic, layers["manual"], layers["excess"]) if dry_run
+                 else write_layers(folder, key, automatic, layers))
         change = ViewChange(view_id, reports, float(current.mean()), float(final.mean()),
                             not np.array_equal(final, current))
+        if dry_run:
+            return change
         if change.refilled:
             source = Path(entry["source_path"])
             if sha256_file(source) != entry["source_sha256"]:

@@ -50,9 +50,10 @@ def read_layers(folder: MainFolder, key: str) -> dict[str, np.ndarray]:
             if folder.mask_layer(key, name).is_file()}
 
 
-def read_automatic(folder: MainFolder, key: str) -> np.ndarray:
+def read_automatic(folder: MainFolder, key: str, published: np.ndarray) -> np.ndarray:
+    """The view's automatic mask: the kept one, or (no layers yet) the ``published`` mask."""
     kept = folder.mask_layer(key, "automatic")
-    return read_mask(kept if kept.is_file() else folder.mask(key))
+    return read_mask(kept) if kept.is_file() else published
 
 
 def merge_layers(folder: MainFolder, key: str, automatic: np.ndarray) -> np.ndarray:

@@ -79,7 +79,8 @@ def _hulls(scene: SfMData, view_id: int, landmarks: np.ndarray, owner: np.ndarra
     chosen = np.isin(owner, landmarks)
     regions = []
     for other, view in _others(scene, view_id).items():
-        points = structure.obs_xy[chosen & (structure.obs_view == other)]
+        seen = chosen & (structure.obs_view == other)
+        points = structure.obs_xy[seen]
         if len(points) == 0:
             continue
         intrinsic = scene.intrinsics[view.id_intrinsic]
@@ -89,7 +90,7 @@ def _hulls(scene: SfMData, view_id: int, landmarks: np.ndarray, owner: np.ndarra
         margin = max(MIN_MARGIN_PX, int(np.ceil(MARGIN_SCALE * radius * view.width / (2 * np.pi)))) if spherical \
             else max(MIN_MARGIN_PX, int(np.ceil(MARGIN_SCALE * np.tan(radius) * intrinsic.focal_length)))
         regions.append(Region(other, "landmarks", pixels=_hull(points).tolist(), margin=margin,
-                              landmarks=len(np.unique(owner[chosen & (structure.obs_view == other)]))))
+                              landmarks=len(np.unique(owner[seen]))))
     return regions
 
 

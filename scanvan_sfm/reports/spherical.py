@@ -48,13 +48,19 @@ def cap(polygon: np.ndarray) -> tuple[np.ndarray, float]:
     return centre, float(np.arccos(np.clip(corners @ centre, -1.0, 1.0)).max())
 
 
-def rasterize(polygon, width: int, height: int) -> np.ndarray:
-    """Boolean mask (height, width) of the equirectangular pixels whose centre lies inside."""
-    polygon = np.asarray(polygon, np.float64).reshape(-1, 2)
-    centre, radius = cap(polygon)
+def placeable_cap(polygon) -> tuple[np.ndarray, float]:
+    """``cap`` of a polygon small enough to rasterize; a larger one is refused in one line."""
+    centre, radius = cap(np.asarray(polygon, np.float64).reshape(-1, 2))
     if radius > MAX_CAP:
         raise InputError(f"the polygon spans {np.degrees(2 * radius):.0f}°, more than "
                          f"{np.degrees(2 * MAX_CAP):.0f}° across")
+    return centre, radius
+
+
+def rasterize(polygon, width: int, height: int) -> np.ndarray:
+    """Boolean mask (height, width) of the equirectangular pixels whose centre lies inside."""
+    polygon = np.asarray(polygon, np.float64).reshape(-1, 2)
+    centre, radius = placeable_cap(polygon)
     mask = np.zeros((height, width), bool)
     rows = _rows_in_cap(centre, radius, height)
     if rows.size == 0:
