@@ -9,12 +9,11 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
-import cv2
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .errors import InputError
+from .failures import EXPECTED_ERRORS, reason
 
 console = Console(stderr=True)
 
@@ -42,8 +41,8 @@ def run_batch(title: str, items: Iterable[str], work: Callable[[str], dict[str, 
             item = futures[future]
             try:
                 outcomes.append(Outcome(item, True, stats=future.result() or {}))
-            except (InputError, OSError, ValueError, cv2.error) as exc:
-                outcomes.append(Outcome(item, False, str(exc).splitlines()[0]))
+            except EXPECTED_ERRORS as exc:
+                outcomes.append(Outcome(item, False, reason(exc)))
             progress.advance(task)
     return sorted(outcomes, key=lambda o: o.item)
 

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from . import steps
+from . import guard, steps
 from .batch import Timer, run_batch, summarize
 from .camera_blur import CameraMasks
 from .dataset import MainFolder
@@ -22,6 +22,7 @@ from .masks import FEATURE_MASK_LAYOUTS, GuardedSettings, check_layouts
 from .sfm import Parts, convert_scene, read_scene, validate_scene
 from .sfm.bin_io import read_bin_counts
 from .sfm.io import images_root
+from .sfm.validate import path_warnings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Anonymize the panoramas of an openMVG reconstruction.")
@@ -83,6 +84,7 @@ def scene_convert(
     for flag, part in chosen:
         if flag:
             parts |= part
+    guard.protect([src], their_folders=False)  # the output may sit beside the input, never on it
     scene = convert_scene(src, dst, parts or Parts.ALL, root)
     err.print(f"wrote {dst}: {len(scene.views)} views, {len(scene.structure)} landmarks")
 
@@ -98,14 +100,18 @@ def scene_validate(
     scene = read_scene(file)
     root = images_root(scene, file, images_root_dir)
     problems = validate_scene(scene, images_root=root, check_images=not skip_images)
+    warnings = path_warnings(scene)
     for problem in problems:
         print(f"{file}: {problem}")
+    for warning in warnings:
+        print(f"{file}: warning: {warning}")
     table = Table(show_header=False)
     table.add_row("views", str(len(scene.views)))
     table.add_row("reconstructed", str(len(scene.reconstructed_views())))
     table.add_row("landmarks", str(len(scene.structure)))
     table.add_row("images checked", "no" if skip_images else f"yes ({root})")
     table.add_row("problems", str(len(problems)))
+    table.add_row("warnings", str(len(warnings)))
     err.print(table)
     raise typer.Exit(1 if problems else 0)
 
@@ -117,6 +123,7 @@ Workers = Annotated[int | None, typer.Option(help="Images processed at once (def
 def _run_step(title: str, folder: MainFolder, work, workers: int | None) -> None:
     """One step over every image of the folder, then the summary; exit 1 if any image failed."""
     images = folder.images()
+    guard.protect((folder.source(rel) for rel in images), [folder.images_dir]).check(folder.anonymization)
     colliding = folder.colliding(images)
 
     def guarded(rel: str):
@@ -450,11 +457,16 @@ def _status(value: str | None, statuses):
 
 
 def main() -> None:
-    """Entry point: bad input ends in one line on stderr and exit code 2."""
+    """Entry point: bad input, and a file that cannot be written (a full disk), end in one line
+    on stderr and exit code 2."""
     try:
         app()
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}".splitlines()[0], file=sys.stderr)
         sys.exit(2)
 
 

@@ -12,7 +12,8 @@
         reports/applied.json, audit.jsonl   reports applied to the masks, and what changed
 
 ``key`` is the image path relative to ``images/`` without its extension, as the original named
-its outputs; two sources that share a key (``a.jpg`` and ``a.png``) are refused.
+its outputs, with any root, ``.`` or ``..`` part dropped so that no output can leave its folder;
+two sources that share a key (``a.jpg`` and ``a.png``) are refused.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections import Counter
 from pathlib import Path, PurePosixPath
 
 from .errors import InputError
+from .guard import safe_relative
 from .images import IMAGE_SUFFIXES
 from .masks import check_layouts, probmap_name
 
@@ -51,8 +53,9 @@ class MainFolder:
 
     @staticmethod
     def key(rel: str) -> str:
-        """An image path without its extension: what its outputs are named after."""
-        path = PurePosixPath(rel)
+        """An image path without its extension, made safe (``guard.safe_relative``): what its
+        outputs are named after."""
+        path = PurePosixPath(safe_relative(rel))
         return str(path.with_suffix("")) if path.suffix else str(path)
 
     def source(self, rel: str) -> Path:

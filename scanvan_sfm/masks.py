@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from .errors import InputError
+from .guard import safe_relative
 from .images import write_mask
 
 CLASSES = ("people", "vehicles")
@@ -124,7 +125,7 @@ def feature_mask_path(layout: str, out_dir: Path, image_path: str) -> Path:
     openMVG: ``<basename>_mask.png`` beside the image; COLMAP: ``<image name>.png`` in the mask
     folder; OpenSfM: ``masks/<image name>.png``.
     """
-    rel = PurePosixPath(image_path)
+    rel = PurePosixPath(safe_relative(image_path))
     if layout == "openmvg":
         return out_dir / rel.parent / f"{rel.stem}_mask.png"
     if layout == "colmap":

@@ -2,8 +2,11 @@
 
 Per reconstructed view: segment → mask → fill (→ camera blur). Every output is written
 atomically, and the manifest after each view, so a killed run resumes where it stopped and a
-rerun skips views whose source and settings are unchanged. The anonymized images are then
-registered into ``sfm_data_anonymized.json`` and ``.bin``.
+rerun skips views whose source and settings are unchanged and whose published image was filled
+with the mask that is there now (the manifest keeps that mask's digest). No output may land on a
+source image or among them (``guard``). A worker that dies (killed, out of memory) costs its
+views one retry, one at a time, then they fail alone. The anonymized images are then registered
+into ``sfm_data_anonymized.json`` and ``.bin``, replaced as a pair.
 """
 
 from __future__ import annotations
@@ -12,18 +15,21 @@ import hashlib
 import multiprocessing
 import os
 import time
-from collections import Counter
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections import Counter, deque
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
 import orjson
 
 from . import __version__
-from .atomic import atomic_output
+from . import guard
+from .atomic import atomic_group, atomic_output, remove_parts
 from .camera_blur import CameraMasks, camera_blur
 from .dataset import MainFolder
 from .errors import InputError
+from .failures import EXPECTED_ERRORS, reason
 from .fill import fill
 from .images import Picture, read_image, write_image, write_mask
 from .masks import CLASSES, GuardedSettings, probmap_to_uint8, write_feature_mask
@@ -83,6 +89,7 @@ class Result:
     reason: str = ""
     outputs: dict[str, str] = field(default_factory=dict)
     masked: float = 0.0
+    mask_sha256: str = ""
     seconds: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: float = 0.0
 
@@ -112,10 +119,13 @@ def sha256_file(path: Path) -> str:
 
 def output_keys(rels: dict[int, str]) -> dict[int, str]:
     """Output name (no extension) per view: the image path without its extension, sub-folders
-    kept; where two paths would share one (``a.jpg``, ``a.png``), the extension stays in."""
+    kept, never leaving the output folders (``MainFolder.key``); where two paths would share one
+    (``a.jpg``, ``a.png``), the extension stays in, and where they still would, the view id."""
     stems = {view: MainFolder.key(rel) for view, rel in rels.items()}
     counts = Counter(stems.values())
-    return {view: stems[view] if counts[stems[view]] == 1 else rels[view] for view in rels}
+    keys = {view: stems[view] if counts[stems[view]] == 1 else guard.safe_relative(rels[view]) for view in rels}
+    counts = Counter(keys.values())
+    return {view: key if counts[key] == 1 else f"{key}-view{view}" for view, key in keys.items()}
 
 
 # ------------------------------------------------------------------------------- worker side
@@ -123,19 +133,25 @@ def output_keys(rels: dict[int, str]) -> dict[int, str]:
 _worker: dict = {}
 
 
-def _init_worker(settings: Settings, out: str) -> None:
+def _init_worker(settings: Settings, out: str, sources: guard.SourceGuard) -> None:
+    """Load the model once per worker; a failure is told by every view instead of breaking the pool."""
     from .segment import get_segmenter
+    guard.install(sources)
     _worker["settings"] = settings
     _worker["folder"] = MainFolder(out)
-    _worker["segmenter"] = get_segmenter(settings.model, Path(settings.model_dir) if settings.model_dir else None,
-                                         native_log=_worker["folder"].anonymization / "workers.log")
-    _worker["cameras"] = CameraMasks(settings.camera_mask) if settings.camera_mask else None
+    try:
+        _worker["segmenter"] = get_segmenter(settings.model, Path(settings.model_dir) if settings.model_dir else None,
+                                             native_log=_worker["folder"].anonymization / "workers.log")
+        _worker["cameras"] = CameraMasks(settings.camera_mask) if settings.camera_mask else None
+    except EXPECTED_ERRORS as exc:
+        _worker["error"] = f"the worker could not start: {reason(exc)}"
 
 
 def publish(folder: MainFolder, key: str, rel: str, picture: Picture, mask, settings: Settings, camera,
-            lap=lambda stage: None) -> dict[str, Path]:
+            lap=lambda stage: None) -> tuple[dict[str, Path], str]:
     """Write a view's mask (and feature masks), fill the original with it (and blur the camera
-    area), write the published images; returns the paths written."""
+    area), write the published images; returns the paths written and the mask file's digest,
+    which the manifest records once the images are written too."""
     paths = {"mask": folder.mask(key)}
     write_mask(paths["mask"], mask)
     for layout in settings.feature_masks:
@@ -154,11 +170,15 @@ def publish(folder: MainFolder, key: str, rel: str, picture: Picture, mask, sett
         paths["gaussian_blur"] = paths["output"] = folder.camera_blurred(key, suffix)
         write_image(paths["gaussian_blur"], Picture(blurred, picture.metadata))
         lap("encode")
-    return paths
+    return paths, sha256_file(paths["mask"])
 
 
 def process_view(task: Task) -> Result:
     """One view through every step; bad input fails this view only."""
+    if "error" in _worker:
+        return Result(task.view_id, False, reason=_worker["error"])
+    if str(task.view_id) in os.environ.get("SCANVAN_TEST_KILL_VIEWS", "").split(","):
+        os._exit(137)  # test-only: a worker that dies on this view (see tests/test_safety.py)
     settings, folder, segmenter = _worker["settings"], _worker["folder"], _worker["segmenter"]
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
@@ -187,13 +207,12 @@ def process_view(task: Task) -> Result:
         automatic = mask_from_maps(settings.mask_mode, people, vehicles, (picture.size[1], picture.size[0]),
                                    settings.guarded, camera)
         mask = merge_layers(folder, key, automatic)
-        paths |= publish(folder, key, task.rel, picture, mask, settings, camera, lap)
-        outputs = {name: str(path.relative_to(folder.anonymization)) for name, path in paths.items()}
-        return Result(task.view_id, True, outputs=outputs, masked=float(mask.mean()), seconds=seconds,
-                      peak_rss_mb=peak_rss_mb())
-    except (InputError, OSError, ValueError) as exc:
-        return Result(task.view_id, False, reason=str(exc).splitlines()[0], seconds=seconds,
-                      peak_rss_mb=peak_rss_mb())
+        published, mask_sha256 = publish(folder, key, task.rel, picture, mask, settings, camera, lap)
+        outputs = {name: str(path.relative_to(folder.anonymization)) for name, path in (paths | published).items()}
+        return Result(task.view_id, True, outputs=outputs, masked=float(mask.mean()), mask_sha256=mask_sha256,
+                      seconds=seconds, peak_rss_mb=peak_rss_mb())
+    except EXPECTED_ERRORS as exc:
+        return Result(task.view_id, False, reason=reason(exc), seconds=seconds, peak_rss_mb=peak_rss_mb())
 
 
 # --------------------------------------------------------------------------------- main side
@@ -239,9 +258,10 @@ def anonymize(scene_path: Path, out: Path, settings: Settings, *, images_root_di
     rels = {k: v.image_path.replace("\\", "/") for k, v in selected.items()}
     keys = output_keys(rels)
     folder = MainFolder(out)
+    sources = guard.protect((scene.image_path(view, root) for view in scene.views.values()), [root])
+    sources.check(folder.anonymization)
     folder.anonymization.mkdir(parents=True, exist_ok=True)
-    for stale in folder.anonymization.rglob(".*.part"):  # temp files of a killed run
-        stale.unlink()
+    remove_parts(folder.anonymization)
     manifest = load_manifest(folder.manifest)
     digest = settings.digest()
     manifest.update({"scene": str(scene_path), "images_root": str(root), "settings": _settings_json(settings),
@@ -269,7 +289,7 @@ def anonymize(scene_path: Path, out: Path, settings: Settings, *, images_root_di
     if progress:
         progress(0, len(tasks))
     if tasks:
-        _run_tasks(tasks, settings, folder, manifest, digest, run, workers, progress)
+        _run_tasks(tasks, settings, folder, manifest, digest, run, workers, progress, sources)
     outputs = {k: entries[str(k)]["outputs"]["output"] for k in selected
                if entries.get(str(k), {}).get("status") == "done"}
     run.scene_json, run.scene_bin = register(scene, outputs, folder)
@@ -278,40 +298,82 @@ def anonymize(scene_path: Path, out: Path, settings: Settings, *, images_root_di
 
 
 def _unchanged(previous: dict, entry: dict, digest: str, folder: MainFolder) -> bool:
+    outputs = previous.get("outputs", {})
     return (previous.get("status") == "done" and previous.get("source_sha256") == entry["source_sha256"]
             and previous.get("settings_digest") == digest
-            and all((folder.anonymization / p).is_file() for p in previous.get("outputs", {}).values()))
+            and all((folder.anonymization / p).is_file() for p in outputs.values())
+            and previous.get("mask_sha256") == sha256_file(folder.anonymization / outputs["mask"]))
 
 
 def _run_tasks(tasks: list[Task], settings: Settings, folder: MainFolder, manifest: dict, digest: str,
-               run: Run, workers: int | None, progress) -> None:
+               run: Run, workers: int | None, progress, sources: guard.SourceGuard) -> None:
+    """The tasks in worker processes. When a worker dies, the pool is rebuilt; the views it took
+    down are tried once more, one at a time, so the one that kills its worker again fails alone."""
     workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
     context = multiprocessing.get_context("spawn")  # TensorFlow does not survive fork
     for name, value in WORKER_MALLOC.items():  # read by the C library when a worker starts
         os.environ.setdefault(name, value)
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                             initargs=(settings, str(folder.root))) as pool:
-        futures = [pool.submit(process_view, task) for task in tasks]
-        for done, future in enumerate(as_completed(futures), start=1):
-            result: Result = future.result()
-            run.worker_peak_mb = max(run.worker_peak_mb, result.peak_rss_mb)
-            if run.first_done is None:
-                run.first_done = time.perf_counter() - run.started
-            entry = manifest["views"][str(result.view_id)]
-            for stage, seconds in result.seconds.items():
-                run.seconds[stage] = run.seconds.get(stage, 0.0) + seconds
-            if result.ok:
-                entry |= {"status": "done", "outputs": result.outputs, "masked_share": result.masked,
-                          "settings_digest": digest}
-                entry.pop("reason", None)
-                run.done.append(result.view_id)
-                run.masked.append(result.masked)
+    finished = 0
+
+    def record(result: Result) -> None:
+        nonlocal finished
+        finished += 1
+        _record(result, manifest, digest, run)
+        write_manifest(folder.manifest, manifest)
+        if progress:
+            progress(finished, len(tasks))
+
+    queue, retry = deque(tasks), deque()
+    while queue or retry:
+        first_try = bool(queue)
+        with ProcessPoolExecutor(workers if first_try else 1, mp_context=context, initializer=_init_worker,
+                                 initargs=(settings, str(folder.root), sources)) as pool:
+            lost = _drain(pool, queue if first_try else retry, workers if first_try else 1, record)
+        if first_try:
+            retry.extend(lost)
+        for task in [] if first_try else lost:
+            record(Result(task.view_id, False, reason="its worker process died twice (killed, or out of memory)"))
+
+
+def _drain(pool: ProcessPoolExecutor, queue: deque, at_once: int, record) -> list[Task]:
+    """Run the queue's tasks, ``at_once`` in flight, until it is empty or the pool breaks;
+    returns the tasks the broken pool took down."""
+    running: dict[Future, Task] = {}
+    lost: list[Task] = []
+    while (queue or running) and not lost:
+        while queue and len(running) < at_once:
+            task = queue.popleft()
+            running[pool.submit(process_view, task)] = task
+        done, _ = wait(running, return_when=FIRST_COMPLETED)
+        if any(isinstance(f.exception(), BrokenProcessPool) for f in done):
+            done, _ = wait(running)  # the pool is gone: every other task ends at once
+        for future in done:
+            task = running.pop(future)
+            exc = future.exception()
+            if isinstance(exc, BrokenProcessPool):
+                lost.append(task)
             else:
-                entry |= {"status": "failed", "reason": result.reason}
-                run.failed[result.view_id] = result.reason
-            write_manifest(folder.manifest, manifest)
-            if progress:
-                progress(done, len(tasks))
+                record(future.result() if exc is None else Result(task.view_id, False, reason=reason(exc)))
+    return lost
+
+
+def _record(result: Result, manifest: dict, digest: str, run: Run) -> None:
+    """A view's result into the manifest entry and the run's figures."""
+    run.worker_peak_mb = max(run.worker_peak_mb, result.peak_rss_mb)
+    if run.first_done is None:
+        run.first_done = time.perf_counter() - run.started
+    entry = manifest["views"][str(result.view_id)]
+    for stage, seconds in result.seconds.items():
+        run.seconds[stage] = run.seconds.get(stage, 0.0) + seconds
+    if result.ok:
+        entry |= {"status": "done", "outputs": result.outputs, "masked_share": result.masked,
+                  "mask_sha256": result.mask_sha256, "settings_digest": digest}
+        entry.pop("reason", None)
+        run.done.append(result.view_id)
+        run.masked.append(result.masked)
+    else:
+        entry |= {"status": "failed", "reason": result.reason}
+        run.failed[result.view_id] = result.reason
 
 
 def register(scene: SfMData, outputs: dict[int, str], folder: MainFolder) -> tuple[Path, Path]:
@@ -322,8 +384,9 @@ def register(scene: SfMData, outputs: dict[int, str], folder: MainFolder) -> tup
     registered = anonymized_scene(scene, {k: str(PurePosixPath(*PurePosixPath(p).parts[1:]))
                                           for k, p in outputs.items()}, root)
     paths = folder.anonymization / "sfm_data_anonymized.json", folder.anonymization / "sfm_data_anonymized.bin"
-    for path in paths:
-        write_scene(registered, path)
+    with atomic_group():  # both new, or both as they were
+        for path in paths:
+            write_scene(registered, path)
     return paths
 
 

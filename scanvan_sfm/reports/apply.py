@@ -8,6 +8,11 @@ re-filled from their originals, the scene is registered again and the manifest u
 ``anonymization/reports/applied.json`` lists every applied report with the regions it put into
 each view, so the layers can always be rebuilt: a report rejected after it was applied is taken
 out again on the next apply. ``audit.jsonl`` gets a line per changed view.
+
+An interrupted apply is finished by the next one: the ledger is written last, so its reports are
+applied again; a view is re-filled whenever its mask differs from the one its published image was
+filled with (the manifest keeps that mask's digest, written after the images); the manifest, the
+registered scene and the store are brought up to date before the ledger.
 """
 
 from __future__ import annotations
@@ -22,16 +27,18 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from ..atomic import atomic_output
+from .. import guard
+from ..atomic import atomic_output, remove_parts
 from ..camera_blur import CameraMasks
 from ..dataset import MainFolder
 from ..errors import InputError
+from ..failures import EXPECTED_ERRORS, reason
 from ..images import read_image, read_mask
 from ..pipeline import Settings, load_manifest, output_keys, publish, register, sha256_file, write_manifest
 from ..sfm import SfMData, read_scene
 from ..sfm.models import Spherical
 from .feed import feed_reports
-from .layers import LAYERS, combine, read_automatic, render, write_layers
+from .layers import LAYERS, combine, prune_layers, read_automatic, render, write_layers
 from .models import Category, Status
 from .propagate import Region, propagate
 from .spherical import placeable_cap, rasterize
@@ -84,6 +91,7 @@ def apply_reports(scene_path: Path, out: Path, *, db: Path | None = None, feed: 
     if not manifest["views"]:
         raise InputError(f"{folder.manifest}: no anonymize run here (run `scanvan-sfm anonymize` first)")
     scene = read_scene(scene_path, structure=False)
+    _protect_sources(folder, manifest, dry_run)
     with_landmarks = cache(partial(read_scene, scene_path))  # read once, when propagating or registering
     run = ApplyRun(datetime.now(UTC).strftime("apply-%Y%m%dT%H%M%S.%fZ"))
     store = ReportStore(db) if db is not None else None
@@ -117,18 +125,22 @@ def apply_reports(scene_path: Path, out: Path, *, db: Path | None = None, feed: 
     cameras = CameraMasks(settings.camera_mask) if settings.camera_mask else None
     keys = output_keys({int(k): e["source"] for k, e in manifest["views"].items()})
     for view_id in sorted(affected):
-        change = _update_view(folder, manifest, keys[view_id], view_id, applied, settings, cameras, dry_run)
-        if not dry_run and not change.error:
-            _audit(folder, run, change, keys[view_id], [k for k, views in touched.items() if view_id in views])
-        run.changes.append(change)
+        run.changes.append(_update_view(folder, manifest, keys[view_id], view_id, applied, settings, cameras,
+                                        dry_run))
     _retry_failed(run, applied, undone, touched)
     if not dry_run:
-        _save(folder, manifest, ledger, with_landmarks(), run, ledger_path)
-        if store is not None:
-            store.mark_applied([applied[k]["report_id"] for k in run.applied], run.run_id)
-            store.mark_applied([int(k.split("-")[1]) for k in run.undone], None)
+        _save(folder, manifest, ledger, with_landmarks(), run, ledger_path, store, keys, touched)
     run.seconds = time.perf_counter() - started
     return run
+
+
+def _protect_sources(folder: MainFolder, manifest: dict, dry_run: bool) -> None:
+    """No write may touch the originals or land among them; temp files of a killed apply go."""
+    sources = [e["source_path"] for e in manifest["views"].values() if e.get("source_path")]
+    roots = [manifest["images_root"]] if manifest.get("images_root") else []
+    guard.protect(sources, roots).check(folder.anonymization)
+    if not dry_run:
+        remove_parts(folder.anonymization)
 
 
 def _read_ledger(path: Path) -> dict:
@@ -201,7 +213,7 @@ def _regions(with_landmarks: Callable[[], SfMData], report: Wanted, propagate_re
 def _update_view(folder: MainFolder, manifest: dict, key: str, view_id: int, applied: dict, settings: Settings,
                  cameras: CameraMasks | None, dry_run: bool) -> ViewChange:
     """Render the view's layers from the applied reports; re-fill it from the original when its
-    published mask changes."""
+    mask changes, or when its published image was filled with another mask (an interrupted run)."""
     entry = manifest["views"][str(view_id)]
     reports = sorted(k for k, a in applied.items() if any(r["view_id"] == view_id for r in a["regions"]))
     try:
@@ -211,28 +223,36 @@ def _update_view(folder: MainFolder, manifest: dict, key: str, view_id: int, app
                                 for r in a["regions"] if r["view_id"] == view_id], width, height, width == 2 * height)
                   for name in LAYERS}
         automatic = read_automatic(folder, key, current)
-        final = (combine(automatic, layers["manual"], layers["excess"]) if dry_run
-                 else write_layers(folder, key, automatic, layers))
+        final = combine(automatic, layers["manual"], layers["excess"])
+        stale = sha256_file(folder.mask(key)) != entry.get("mask_sha256")
         change = ViewChange(view_id, reports, float(current.mean()), float(final.mean()),
-                            not np.array_equal(final, current))
+                            stale or not np.array_equal(final, current))
         if dry_run:
             return change
+        write_layers(folder, key, automatic, layers)
         if change.refilled:
-            source = Path(entry["source_path"])
-            if sha256_file(source) != entry["source_sha256"]:
-                raise InputError(f"{source}: the original changed since anonymize ran (rerun anonymize)")
-            picture = read_image(source)
-            camera = cameras(picture.size) if cameras else None
-            paths = publish(folder, key, entry["source"], picture, final, settings, camera)
-            entry["outputs"] |= {name: str(path.relative_to(folder.anonymization)) for name, path in paths.items()}
+            _refill(folder, entry, key, final, settings, cameras)
             entry["masked_share"] = change.masked_after
+        prune_layers(folder, key, layers)
         entry["reports"] = reports
         return change
-    except (InputError, OSError, ValueError) as exc:
-        return ViewChange(view_id, reports, 0.0, 0.0, False, str(exc).splitlines()[0])
+    except EXPECTED_ERRORS as exc:
+        return ViewChange(view_id, reports, 0.0, 0.0, False, reason(exc))
 
 
-def _audit(folder: MainFolder, run: ApplyRun, change: ViewChange, key: str, changed_by: list[str]) -> None:
+def _refill(folder: MainFolder, entry: dict, key: str, mask: np.ndarray, settings: Settings,
+            cameras: CameraMasks | None) -> None:
+    """Publish the view again from its original with ``mask``."""
+    source = Path(entry["source_path"])
+    if sha256_file(source) != entry["source_sha256"]:
+        raise InputError(f"{source}: the original changed since anonymize ran (rerun anonymize)")
+    picture = read_image(source)
+    camera = cameras(picture.size) if cameras else None
+    paths, entry["mask_sha256"] = publish(folder, key, entry["source"], picture, mask, settings, camera)
+    entry["outputs"] |= {name: str(path.relative_to(folder.anonymization)) for name, path in paths.items()}
+
+
+def _audit_line(folder: MainFolder, run: ApplyRun, change: ViewChange, key: str, changed_by: list[str]) -> bytes:
     line = {"run": run.run_id, "at": datetime.now(UTC).isoformat(timespec="seconds"), "view_id": change.view_id,
             "reports": change.reports, "added": [k for k in changed_by if k in run.applied],
             "undone": [k for k in changed_by if k in run.undone], "refilled": change.refilled,
@@ -240,16 +260,26 @@ def _audit(folder: MainFolder, run: ApplyRun, change: ViewChange, key: str, chan
                       for name in ("automatic", *LAYERS) if folder.mask_layer(key, name).is_file()}
             | {"mask": str(folder.mask(key).relative_to(folder.anonymization))},
             "masked_before": change.masked_before, "masked_after": change.masked_after}
-    folder.reports_dir.mkdir(parents=True, exist_ok=True)
-    with open(folder.reports_dir / "audit.jsonl", "ab") as f:
-        f.write(orjson.dumps(line) + b"\n")
+    return orjson.dumps(line) + b"\n"
 
 
-def _save(folder: MainFolder, manifest: dict, ledger: dict, scene: SfMData, run: ApplyRun, ledger_path: Path) -> None:
-    ledger.setdefault("runs", []).append({"run": run.run_id, "applied": run.applied, "undone": run.undone})
-    with atomic_output(ledger_path) as f:
-        f.write(orjson.dumps(ledger, option=orjson.OPT_INDENT_2))
+def _save(folder: MainFolder, manifest: dict, ledger: dict, scene: SfMData, run: ApplyRun, ledger_path: Path,
+          store: ReportStore | None, keys: dict[int, str], touched: dict[str, set[int]]) -> None:
+    """Manifest, registered scene, store and audit, then the ledger last: until the ledger is
+    written, the next apply does this run again (see the module docstring)."""
     manifest.setdefault("apply_runs", []).append(run.run_id)
     write_manifest(folder.manifest, manifest)
     outputs = {int(k): e["outputs"]["output"] for k, e in manifest["views"].items() if e.get("status") == "done"}
     register(scene, outputs, folder)
+    if store is not None:
+        store.mark_applied([ledger["reports"][k]["report_id"] for k in run.applied], run.run_id)
+        store.mark_applied([int(k.split("-")[1]) for k in run.undone], None)
+    lines = [_audit_line(folder, run, c, keys[c.view_id], [k for k, views in touched.items() if c.view_id in views])
+             for c in run.changes if not c.error]
+    guard.check_write(folder.reports_dir / "audit.jsonl")
+    folder.reports_dir.mkdir(parents=True, exist_ok=True)
+    with open(folder.reports_dir / "audit.jsonl", "ab") as f:
+        f.write(b"".join(lines))
+    ledger.setdefault("runs", []).append({"run": run.run_id, "applied": run.applied, "undone": run.undone})
+    with atomic_output(ledger_path) as f:
+        f.write(orjson.dumps(ledger, option=orjson.OPT_INDENT_2))

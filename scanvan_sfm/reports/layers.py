@@ -12,6 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..atomic import remove
 from ..dataset import MainFolder
 from ..images import read_mask, write_mask
 from .spherical import rasterize
@@ -66,18 +67,21 @@ def merge_layers(folder: MainFolder, key: str, automatic: np.ndarray) -> np.ndar
     return combine(automatic, layers.get("manual"), layers.get("excess"))
 
 
-def write_layers(folder: MainFolder, key: str, automatic: np.ndarray, layers: dict[str, np.ndarray]) -> np.ndarray:
-    """Store a view's layers (empty ones removed; with none left, the automatic mask becomes
-    ``<key>-mask.png`` again) and return the mask to publish."""
-    layers = {name: layer for name, layer in layers.items() if layer.any()}
-    for name in LAYERS:
-        path = folder.mask_layer(key, name)
-        if name in layers:
-            write_mask(path, layers[name])
-        else:
-            path.unlink(missing_ok=True)
-    if layers:
+def write_layers(folder: MainFolder, key: str, automatic: np.ndarray, layers: dict[str, np.ndarray]) -> None:
+    """Store a view's non-empty layers, and its automatic mask beside them, before the published
+    mask changes: a kill in between leaves what the next run needs to finish."""
+    kept = {name: layer for name, layer in layers.items() if layer.any()}
+    if kept:
         write_mask(folder.mask_layer(key, "automatic"), automatic)
-    else:
-        folder.mask_layer(key, "automatic").unlink(missing_ok=True)
-    return combine(automatic, layers.get("manual"), layers.get("excess"))
+    for name, layer in kept.items():
+        write_mask(folder.mask_layer(key, name), layer)
+
+
+def prune_layers(folder: MainFolder, key: str, layers: dict[str, np.ndarray]) -> None:
+    """After the published mask is written: remove the empty layers, and with none left the kept
+    automatic mask (``<key>-mask.png`` is the automatic mask again)."""
+    for name in LAYERS:
+        if name not in layers or not layers[name].any():
+            remove(folder.mask_layer(key, name))
+    if not any(layer.any() for layer in layers.values()):
+        remove(folder.mask_layer(key, "automatic"))

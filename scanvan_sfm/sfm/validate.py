@@ -33,6 +33,19 @@ def validate_scene(scene: SfMData, *, images_root: str | Path | None = None,
     return problems
 
 
+def path_warnings(scene: SfMData) -> list[Problem]:
+    """Image paths that climb out of the root (``..``) or ignore it (absolute): openMVG reads
+    them, but they point outside the image folder (anonymize names its outputs safely anyway)."""
+    warnings = []
+    for key, view in scene.views.items():
+        path = view.image_path.replace("\\", "/")
+        if path.startswith("/") or (len(path) > 1 and path[1] == ":"):
+            warnings.append(Problem(f"views[key={key}]", f"absolute image path {path!r} (root_path is not used)"))
+        elif ".." in path.split("/"):
+            warnings.append(Problem(f"views[key={key}]", f"image path {path!r} climbs out of root_path with '..'"))
+    return warnings
+
+
 def _check_ids(scene: SfMData) -> list[Problem]:
     problems = []
     for key, view in scene.views.items():
