@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -34,9 +35,9 @@ def box(cx: float, cy: float, half_w: float, half_h: float) -> list[dict]:
     return [{"pitch": y * math.pi / H, "yaw": (x % W) * 2 * math.pi / W} for x, y in corners]
 
 
-def cli(*args) -> subprocess.CompletedProcess:
+def cli(*args, env=None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "scanvan_sfm.cli", *map(str, args)], capture_output=True,
-                          text=True, timeout=900)
+                          text=True, timeout=900, env=None if env is None else os.environ | env)
 
 
 def write_feed(path, *entries) -> None:
@@ -242,7 +243,8 @@ def test_bad_apply_arguments_are_one_line(out, tmp_path, args, message):
 def test_a_failed_view_is_retried_on_the_next_apply(out, tmp_path):
     manifest_path = out / "anonymization" / "manifest.json"
     manifest = orjson.loads(manifest_path.read_bytes())
-    original = tmp_path / "R0010215.JPG"
+    original = tmp_path / "moved" / "R0010215.JPG"  # not beside the output: a folder of sources is never written
+    original.parent.mkdir()
     shutil.copy(manifest["views"]["5"]["source_path"], original)
     manifest["views"]["5"]["source_path"] = str(original)
     manifest_path.write_bytes(orjson.dumps(manifest))
@@ -257,3 +259,58 @@ def test_a_failed_view_is_retried_on_the_next_apply(out, tmp_path):
     retried = cli("reports", "apply", "--scene", SCENE, "--out", out, "--feed", feed)
     assert retried.returncode == 0, retried.stderr
     assert len(orjson.loads(applied.read_bytes())["reports"]) == 1 and masks(out, 5)[1260:1340, 1960:2040].all()
+
+
+def published(out) -> dict:
+    """What an apply decides: masks, images, registered scene, and the manifest's view entries."""
+    anonymization = out / "anonymization"
+    files = {p: h for p, h in tree_hashes(anonymization).items()
+             if p.parts[0] in ("masks", "blur") or p.name.startswith("sfm_data_anonymized")}
+    views = orjson.loads((anonymization / "manifest.json").read_bytes())["views"]
+    return files | {f"view {k}": (v["masked_share"], v.get("mask_sha256"), v["outputs"]) for k, v in views.items()}
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_apply_killed_at_every_write_is_finished_by_the_next(anonymized, tmp_path, when):
+    """kill -9 (``os._exit``) at the Nth write or removal, before or after its rename, for every
+    N; the next apply gives the uninterrupted result byte for byte and leaves no temp file."""
+    feed = tmp_path / "feed.json"
+    write_feed(feed, (0, box(3700, 1900, 150, 120)), (3, box(1000, 1200, 100, 100)))
+    reference = tmp_path / "reference"
+    shutil.copytree(anonymized, reference)
+    assert cli("reports", "apply", "--scene", SCENE, "--out", reference, "--feed", feed).returncode == 0
+    expected = published(reference)
+    for point in range(1, 100):
+        out = tmp_path / f"killed-{point}"
+        shutil.copytree(anonymized, out)
+        killed = cli("reports", "apply", "--scene", SCENE, "--out", out, "--feed", feed,
+                     env={"SCANVAN_TEST_KILL_AT_WRITE": f"{point}:{when}"})
+        if killed.returncode == 0:  # fewer writes than that: every point was tried
+            break
+        assert killed.returncode == 137, killed.stderr
+        rerun = cli("reports", "apply", "--scene", SCENE, "--out", out, "--feed", feed)
+        assert rerun.returncode == 0, rerun.stderr
+        assert published(out) == expected, f"killed at write {point} ({when} the rename)"
+        assert not list(out.rglob("*.part"))
+        shutil.rmtree(out)
+    assert point > 10  # 2 views × (automatic, manual, mask, image), manifest, scene pair, ledger
+
+
+def test_anonymize_refills_a_view_whose_apply_was_killed(anonymized, tmp_path):
+    """Killed between the new mask and its image: anonymize (not only apply) re-fills the view."""
+    feed = tmp_path / "feed.json"
+    write_feed(feed, (0, box(3700, 1900, 150, 120)))
+    reference = tmp_path / "reference"
+    shutil.copytree(anonymized, reference)
+    assert cli("reports", "apply", "--scene", SCENE, "--out", reference, "--feed", feed).returncode == 0
+    out = tmp_path / "killed"
+    shutil.copytree(anonymized, out)
+    image = out / "anonymization" / "blur" / f"{KEYS[0]}.JPG"
+    before = image.read_bytes()
+    killed = cli("reports", "apply", "--scene", SCENE, "--out", out, "--feed", feed,
+                 env={"SCANVAN_TEST_KILL_AT_WRITE": "3:after"})  # automatic, manual, then the mask
+    assert killed.returncode == 137 and image.read_bytes() == before
+    assert np.array_equal(masks(out, 0), masks(reference, 0))
+    rerun = cli("anonymize", SCENE, "--out", out)
+    assert rerun.returncode == 0, rerun.stderr
+    assert image.read_bytes() == (reference / "anonymization" / "blur" / f"{KEYS[0]}.JPG").read_bytes()

@@ -174,3 +174,30 @@ def test_bad_arguments(tmp_path):
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
     result = _anonymize(tmp_path / "missing.bin", tmp_path / "out")
     assert result.returncode == 2 and "missing.bin" in result.stderr
+
+
+def _workers(pid: int) -> list[int]:
+    """The pool's worker processes of a running anonymize (not its resource tracker)."""
+    children = (open(f"/proc/{pid}/task/{pid}/children").read().split())
+    return [int(c) for c in children if b"spawn_main" in open(f"/proc/{c}/cmdline", "rb").read()]
+
+
+def test_worker_killed_mid_run_loses_nothing(lund_run, tmp_path):
+    reference, _, _ = lund_run
+    out = tmp_path / "out"
+    process = _anonymize(OPENMVG / "lund" / "sfm_data.bin", out, "--workers", "2", background=True)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        manifest = out / "anonymization" / "manifest.json"
+        if manifest.is_file() and any(v["status"] == "done" for v in _manifest(out)["views"].values()):
+            break
+        time.sleep(0.05)
+    victims = _workers(process.pid)
+    assert victims
+    os.kill(victims[0], signal.SIGKILL)
+    assert process.wait(600) == 0
+    views = _manifest(out)["views"]
+    assert all(v["status"] == "done" for v in views.values()) and len(views) == 10
+    ours, theirs = _hashes(out / "anonymization"), _hashes(reference / "anonymization")
+    published = [p for p in theirs if p.parts[0] in ("blur", "masks") or p.name.startswith("sfm_data_anonymized")]
+    assert published and all(ours[p] == theirs[p] for p in published)
