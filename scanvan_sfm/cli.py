@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import unicodedata
 from collections import Counter
 from pathlib import Path
 from typing import Annotated
@@ -12,6 +13,7 @@ import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from . import guard, steps
 from .batch import Timer, run_batch, summarize
@@ -325,28 +327,31 @@ def serve_command(
     token_file: Annotated[Path | None, typer.Option(
         help="File holding the moderator token (default: $SCANVAN_MODERATOR_TOKEN; none: no moderation).")] = None,
     rate: Annotated[int, typer.Option(help="Reports one address may send per minute.")] = 10,
+    trusted_proxy: Annotated[list[str] | None, typer.Option(
+        help="A reverse proxy (IP address or network) whose X-Forwarded-For names the client; repeatable. "
+             "Default: none, the connecting address counts.", show_default=False)] = None,
 ) -> None:
     """The public reporting page, its API (/docs) and the moderation page (/moderate)."""
     import uvicorn
 
-    from .reports.app import ServiceConfig, create_app
+    from .reports.app import ServiceConfig, create_app, server_config
 
     config = ServiceConfig(scene=scene, db=db, token=_moderator_token(token_file), submissions_per_minute=rate)
     if config.token is None:
         err.print("no moderator token: moderation is off (set SCANVAN_MODERATOR_TOKEN or --token-file)")
-    uvicorn.run(create_app(config), host=host, port=port, log_level="info", server_header=False)
+    uvicorn.Server(server_config(create_app(config), host, port, trusted_proxy or ())).run()
 
 
 def _moderator_token(token_file: Path | None) -> str | None:
+    from .reports.security import check_token
+
     if token_file is None:
-        return os.environ.get("SCANVAN_MODERATOR_TOKEN") or None
+        token = os.environ.get("SCANVAN_MODERATOR_TOKEN")
+        return check_token(token, "$SCANVAN_MODERATOR_TOKEN") if token else None
     try:
-        token = token_file.read_text().strip()
+        return check_token(token_file.read_text().strip(), str(token_file))
     except OSError as exc:
         raise InputError(f"{token_file}: {exc.strerror or exc}") from None
-    if len(token) < 16:
-        raise InputError(f"{token_file}: a moderator token needs at least 16 characters")
-    return token
 
 
 reports_app = typer.Typer(no_args_is_help=True, help="The visitors' reports: import, list, export, apply.")
@@ -389,13 +394,19 @@ def reports_list(
         sys.stdout.write(orjson.dumps([r.model_dump(mode="json") for r in reports], option=orjson.OPT_INDENT_2)
                          .decode() + "\n")
         return
-    table = Table(title=f"reports in {db}")
+    table = Table(title=Text(f"reports in {db}"))
     for column in ("id", "viewpoint", "category", "status", "corners", "created", "applied run", "comment"):
         table.add_column(column)
     for r in reports:
         table.add_row(str(r.id), str(r.viewpoint_id), r.category.value, r.status.value, str(len(r.polygon)),
-                      r.created_at.strftime("%Y-%m-%d %H:%M"), r.applied_run or "-", r.comment[:40])
+                      r.created_at.strftime("%Y-%m-%d %H:%M"), r.applied_run or "-", Text(_visible(r.comment[:40])))
     out.print(table)
+
+
+def _visible(text: str) -> str:
+    """Visitor text for the terminal: control and format characters (escape sequences, bidi
+    overrides) written as Python escapes, so only the text itself reaches the screen."""
+    return "".join(c.encode("unicode_escape").decode() if unicodedata.category(c)[0] == "C" else c for c in text)
 
 
 @reports_app.command("export")

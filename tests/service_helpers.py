@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import http.client
 import socket
 import threading
 import time
 from pathlib import Path
 
+import orjson
 import uvicorn
 
-from scanvan_sfm.reports.app import ServiceConfig, create_app
+from scanvan_sfm.reports.app import ServiceConfig, create_app, server_config
 
 from conftest import OPENMVG
 
@@ -18,19 +20,19 @@ TOKEN = "moderator-token-for-tests-0123456789"
 
 
 def config(db: Path, **overrides) -> ServiceConfig:
-    return ServiceConfig(scene=SCENE, db=db, token=TOKEN, **overrides)
+    return ServiceConfig(**({"scene": SCENE, "db": db, "token": TOKEN} | overrides))
 
 
 class LiveServer:
-    """uvicorn in a thread on a free loopback port."""
+    """uvicorn in a thread on a free loopback port, with the settings ``serve`` uses."""
 
-    def __init__(self, cfg: ServiceConfig):
+    def __init__(self, cfg: ServiceConfig, trusted_proxies: tuple[str, ...] | list[str] = ()):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(create_app(cfg), host="127.0.0.1", port=self.port,
-                                                    log_level="warning"))
+        self.server = uvicorn.Server(server_config(create_app(cfg), "127.0.0.1", self.port, trusted_proxies,
+                                                   log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> LiveServer:
@@ -45,3 +47,17 @@ class LiveServer:
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True
         self.thread.join(10)
+
+
+def http_request(server: LiveServer, method: str, path: str, body: object = None,
+                 headers: dict | None = None) -> tuple[int, dict[str, str], bytes]:
+    """One request on its own connection: status, headers (lower-case names), body."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        payload = None if body is None else orjson.dumps(body)
+        sent = (headers or {}) | ({"Content-Type": "application/json"} if payload is not None else {})
+        connection.request(method, path, body=payload, headers=sent)
+        response = connection.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        connection.close()

@@ -10,11 +10,15 @@ import math
 import os
 import shutil
 import subprocess
+import threading
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from scanvan_sfm.reports.models import ReportIn
 from scanvan_sfm.reports.spherical import rasterize
 from scanvan_sfm.reports.store import ReportStore
 
@@ -121,6 +125,10 @@ def test_visitor_reports_and_moderator_accepts(browser, tmp_path):
         page.click("#accept")
         page.wait_for_selector("#message:has-text('accepted')")
         page.screenshot(path=str(SHOTS / "moderation-accepted.png"))
+        page.click("#sign-out")
+        page.wait_for_url(server.url + "/moderate/login")
+        page.goto(server.url + "/moderate")
+        assert page.url.endswith("/moderate/login")  # the session is gone
         page.close()
 
     accepted = ReportStore(db).get(report_id)
@@ -180,3 +188,83 @@ def test_polygons_across_the_seam_and_around_the_zenith(browser, tmp_path):
     assert mask[1344, :150].all() and mask[1344, -150:].all() and not mask[1344, 300:-300].any()
     assert np.ptp(np.sort(zenith[:, 1])) > math.pi and (zenith[:, 0] < 0.5).all()  # corners all around
     assert rasterize(zenith, 5376, 2688)[0].all()
+
+
+def sign_in(page, server: LiveServer) -> None:
+    page.goto(server.url + "/moderate/login")
+    page.fill("#token", TOKEN)
+    page.click("button[type='submit']")
+    page.wait_for_url(server.url + "/moderate")
+
+
+@contextmanager
+def other_site(html: str):
+    """A page served from another port of 127.0.0.1: the same site, another origin."""
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            body = html.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+FORGERY = """<!doctype html><html><body><form id="form" method="POST" action="{target}"></form><script>
+(async () => {{
+  const attempts = [
+    {{ method: "POST", mode: "no-cors", credentials: "include" }},
+    {{ method: "POST", mode: "no-cors", credentials: "include", headers: {{ "Content-Type": "text/plain" }},
+       body: '{{"note": "forged"}}' }},
+    {{ method: "POST", credentials: "include", headers: {{ "Content-Type": "application/json" }}, body: "{{}}" }},
+  ];
+  for (const init of attempts) {{ try {{ await fetch("{target}", init); }} catch (error) {{}} }}
+  document.getElementById("form").submit();
+}})();
+</script></body></html>"""
+
+
+def test_another_port_cannot_moderate_with_the_moderators_cookie(browser, tmp_path):
+    """A page on 127.0.0.1 but another port is the same site: the SameSite=Strict cookie goes
+    along. Its fetches and its form post are refused; the report stays pending."""
+    db = tmp_path / "reports.sqlite"
+    with LiveServer(config(db)) as server:
+        report_id = ReportStore(db).add(ReportIn(viewpoint_id=2, category="blur_missing", polygon=[
+            {"pitch": 1.2, "yaw": 0.5}, {"pitch": 1.4, "yaw": 0.5}, {"pitch": 1.4, "yaw": 0.7}]))
+        target = f"{server.url}/api/reports/{report_id}/accept"
+        with other_site(FORGERY.format(target=target)) as evil:
+            context = browser.new_context()
+            page = context.new_page()
+            sign_in(page, server)
+            page.goto(evil)
+            page.wait_for_url(target)  # the form post landed, with the cookie: refused, not "sign in first"
+            assert "send Content-Type: application/json" in page.text_content("body")
+            context.close()
+    assert ReportStore(db).get(report_id).status == "pending"
+    assert [a["new_status"] for a in ReportStore(db).audit(report_id)] == ["pending"]
+
+
+def test_moderation_page_follows_the_pages_of_reports(browser, tmp_path):
+    db = tmp_path / "reports.sqlite"
+    store = ReportStore(db)
+    triangle = [{"pitch": 1.2, "yaw": 0.5}, {"pitch": 1.4, "yaw": 0.5}, {"pitch": 1.4, "yaw": 0.7}]
+    for i in range(230):
+        store.add(ReportIn(viewpoint_id=i % 8, category="blur_missing", polygon=triangle))
+    with LiveServer(config(db)) as server:
+        page = browser.new_page()
+        sign_in(page, server)
+        page.wait_for_selector("#reports button[data-id='230']", timeout=30_000)
+        assert page.locator("#reports button").count() == 230
+        page.close()

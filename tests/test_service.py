@@ -44,13 +44,13 @@ def test_submit_then_status_then_moderate(client):
     receipt = created.json()
     assert receipt["status"] == "pending" and created.headers["location"] == f"/api/reports/{receipt['id']}"
     assert client.get(f"/api/reports/{receipt['id']}").json() == receipt  # the visitor sees no more than this
-    pending = client.get("/api/reports?status=pending", headers=MODERATOR).json()
+    pending = client.get("/api/reports?status=pending", headers=MODERATOR).json()["reports"]
     assert [r["id"] for r in pending] == [receipt["id"]] and pending[0]["polygon"] == TRIANGLE
     accepted = client.post(f"/api/reports/{receipt['id']}/accept", json={"note": "ok"}, headers=MODERATOR)
     assert accepted.status_code == 200 and accepted.json()["status"] == "accepted"
-    assert client.post(f"/api/reports/{receipt['id']}/accept", headers=MODERATOR).status_code == 409
+    assert client.post(f"/api/reports/{receipt['id']}/accept", json={}, headers=MODERATOR).status_code == 409
     assert client.get(f"/api/reports/{receipt['id']}").json()["status"] == "accepted"
-    assert client.get("/api/reports?status=pending", headers=MODERATOR).json() == []
+    assert client.get("/api/reports?status=pending", headers=MODERATOR).json()["reports"] == []
     rejected = client.post(f"/api/reports/{receipt['id']}/reject", json={"note": "second look"}, headers=MODERATOR)
     assert rejected.json()["status"] == "rejected" and rejected.json()["reviewer_note"] == "second look"
 
@@ -59,7 +59,7 @@ def test_export_is_the_original_feed_format(client):
     first = client.post("/api/reports", json=report(viewpoint_id=5)).json()["id"]
     excess = client.post("/api/reports", json=report(category="blur_excess")).json()["id"]
     for report_id in (first, excess):
-        client.post(f"/api/reports/{report_id}/accept", headers=MODERATOR)
+        client.post(f"/api/reports/{report_id}/accept", json={}, headers=MODERATOR)
     feed = client.get("/api/reports/export", headers=MODERATOR).json()
     assert feed == [{"filepath": "R0010215.JPG", "viewpointId": 5, "pitchYawOrders": TRIANGLE}]
 
@@ -72,8 +72,9 @@ def test_moderation_needs_the_token(client):
             response = client.request(method, url, headers=headers)
             assert response.status_code == 401 and response.json()["detail"] == "moderator token required"
     assert client.get("/moderate", follow_redirects=False).headers["location"] == "/moderate/login"
-    assert client.post("/api/moderator/session", json={"token": "wrong"}).status_code == 401
-    session = client.post("/api/moderator/session", json={"token": TOKEN})
+    same_origin = {"Origin": "http://testserver"}
+    assert client.post("/api/moderator/session", json={"token": "wrong"}, headers=same_origin).status_code == 401
+    session = client.post("/api/moderator/session", json={"token": TOKEN}, headers=same_origin)
     cookie = session.headers["set-cookie"]
     assert session.status_code == 204 and TOKEN not in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
     assert client.get("/moderate", follow_redirects=False).status_code == 200
@@ -83,7 +84,8 @@ def test_moderation_needs_the_token(client):
 def test_no_token_configured_means_no_moderation(tmp_path):
     with TestClient(create_app(ServiceConfig(scene=SCENE, db=tmp_path / "r.sqlite"))) as client:
         assert client.get("/api/reports", headers={"Authorization": "Bearer "}).status_code == 401
-        assert client.post("/api/moderator/session", json={"token": ""}).status_code == 401
+        assert client.post("/api/moderator/session", json={"token": ""},
+                           headers={"Origin": "http://testserver"}).status_code == 401
 
 
 HOSTILE = [
@@ -123,14 +125,14 @@ def test_hostile_submissions_are_4xx_json(client, payload):
         response = client.post("/api/reports", json=payload)
     assert 400 <= response.status_code < 500, response.text
     assert response.headers["content-type"] == "application/json" and "detail" in response.json()
-    assert client.get("/api/reports", headers=MODERATOR).json() == []  # nothing stored
+    assert client.get("/api/reports", headers=MODERATOR).json()["reports"] == []  # nothing stored
 
 
 def test_comment_is_stored_as_text(client, tmp_path):
     comment = "<script>alert(1)</script>'); DROP TABLE reports; --\u0000\u202e"
     report_id = client.post("/api/reports", json=report(comment=comment)).json()["id"]
     stored = client.get("/api/reports", headers=MODERATOR)
-    assert stored.json()[0]["comment"] == comment and stored.headers["content-type"] == "application/json"
+    assert stored.json()["reports"][0]["comment"] == comment and stored.headers["content-type"] == "application/json"
     with sqlite3.connect(tmp_path / "reports.sqlite") as db:
         assert db.execute("SELECT comment FROM reports WHERE id = ?", (report_id,)).fetchone()[0] == comment
 
@@ -145,7 +147,7 @@ def test_bad_urls_are_4xx_json(client, url):
 
 
 def test_bad_moderation_calls_are_4xx(client):
-    assert client.post("/api/reports/12345/accept", headers=MODERATOR).status_code == 404
+    assert client.post("/api/reports/12345/accept", json={}, headers=MODERATOR).status_code == 404
     assert client.post("/api/reports/1/accept", content="{", headers=MODERATOR | {"content-type": "application/json"}
                        ).status_code == 422
     assert client.post("/api/reports/1/accept", json={"note": "x" * 2001}, headers=MODERATOR).status_code == 422

@@ -11,11 +11,18 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+import numpy as np
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+
+from ..errors import InputError
+from .spherical import MAX_CAP, directions, placeable_cap
 
 MAX_VERTICES = 100
 MAX_COMMENT = 2000
 MAX_NOTE = 2000
+#: A polygon thinner than this (radians, about a tenth of a pixel on an 8000-pixel-wide panorama)
+#: has no area.
+MIN_WIDTH = 1e-4
 
 
 class Category(StrEnum):
@@ -61,6 +68,26 @@ class ReportIn(BaseModel):
     comment: Comment = ""
 
 
+def _placeable(polygon: list[Vertex]) -> list[Vertex]:
+    """A polygon apply can use: one that encloses an area and fits in a cap, not one spread over
+    the sphere (apply would skip it). The message never repeats the corners."""
+    angles = np.array([[v.pitch, v.yaw] for v in polygon])
+    try:
+        placeable_cap(angles)
+    except InputError:
+        raise ValueError(f"the polygon must fit within {np.degrees(2 * MAX_CAP):.0f}° across") from None
+    # corners that coincide, or that all lie on one great circle, leave the smallest singular value ~0
+    if np.linalg.svd(directions(angles[:, 0], angles[:, 1]), compute_uv=False)[2] < MIN_WIDTH:
+        raise ValueError("the polygon has no area (its corners coincide or lie on one great circle)")
+    return polygon
+
+
+class ReportSubmission(ReportIn):
+    """A visitor's submission, whose polygon apply can use."""
+
+    polygon: Annotated[Polygon, AfterValidator(_placeable)]
+
+
 class ReportReceipt(BaseModel):
     """What the visitor sees: the number and the status, nothing else."""
 
@@ -81,6 +108,19 @@ class Report(BaseModel):
     updated_at: datetime
     reviewer_note: str = ""
     applied_run: str | None = None
+
+
+class ReportPage(BaseModel):
+    """One page of reports; ``next`` is the URL of the following page (null on the last)."""
+
+    reports: list[Report]
+    next: str | None
+
+
+class SessionInfo(BaseModel):
+    """What the moderation page sends back, as ``X-CSRF-Token``, with every change."""
+
+    csrf: str
 
 
 class Decision(BaseModel):

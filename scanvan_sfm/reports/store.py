@@ -121,14 +121,25 @@ class ReportStore:
             row = db.execute("SELECT * FROM reports WHERE id = ?", (report_id,)).fetchone()
         return _report(row) if row else None
 
-    def list(self, status: Status | None = None, category: Category | None = None) -> list[Report]:
-        query, args = "SELECT * FROM reports WHERE 1", []
+    def list(self, status: Status | None = None, category: Category | None = None, *, after: int = 0,
+             limit: int | None = None) -> list[Report]:
+        """Reports oldest first: all, or the first ``limit`` with an id above ``after``."""
+        query, args = "SELECT * FROM reports WHERE id > ?", [after]
         if status is not None:
             query, args = query + " AND status = ?", [*args, status.value]
         if category is not None:
             query, args = query + " AND category = ?", [*args, category.value]
+        query += " ORDER BY id" + (" LIMIT ?" if limit is not None else "")
         with self._connect() as db:
-            return [_report(row) for row in db.execute(query + " ORDER BY id", args)]
+            return [_report(row) for row in db.execute(query, args + ([limit] if limit is not None else []))]
+
+    def pages(self, status: Status | None = None, category: Category | None = None,
+              size: int = 500) -> Iterator[list[Report]]:
+        """``list`` in pages of ``size`` reports, each read in its own short transaction."""
+        after = 0
+        while page := self.list(status, category, after=after, limit=size):
+            yield page
+            after = page[-1].id
 
     def decide(self, report_id: int, status: Status, note: str = "", actor: str = "moderator") -> Report:
         """Accept or reject a report (a decision can be reversed, never undone to pending)."""

@@ -1,5 +1,17 @@
 // The moderation page: pending reports, each polygon over its panorama, accept or reject.
+// Changes carry the session's CSRF token; the server refuses them without it.
 import { createViewer, getJSON, polygonCentre, showPolygon } from "./sphere.js";
+
+const session = await fetch("/api/moderator/session", { credentials: "same-origin" });
+if (!session.ok) window.location.replace("/moderate/login");
+const { csrf } = await session.json();
+
+function change(method, url, body) {
+  return fetch(url, {
+    method, credentials: "same-origin", body: JSON.stringify(body),
+    headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+  });
+}
 
 const list = document.getElementById("reports");
 const filter = document.getElementById("status-filter");
@@ -20,9 +32,20 @@ async function show(report) {
   document.body.dataset.report = String(report.id);
 }
 
+// Every report of a status, page after page (the server sends the next page's URL).
+async function allReports(status) {
+  const reports = [];
+  let url = status ? `/api/reports?status=${encodeURIComponent(status)}` : "/api/reports";
+  while (url) {
+    const page = await getJSON(url);
+    reports.push(...page.reports);
+    url = page.next;
+  }
+  return reports;
+}
+
 async function load() {
-  const status = filter.value;
-  const reports = await getJSON(status ? `/api/reports?status=${encodeURIComponent(status)}` : "/api/reports");
+  const reports = await allReports(filter.value);
   list.replaceChildren();
   for (const report of reports) {
     const item = document.createElement("li");
@@ -38,10 +61,8 @@ async function load() {
 }
 
 async function decide(verdict) {
-  const response = await fetch(`/api/reports/${selected.id}/${verdict}`, {
-    method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ note: document.getElementById("note").value }),
-  });
+  const response = await change("POST", `/api/reports/${selected.id}/${verdict}`,
+    { note: document.getElementById("note").value });
   const answer = await response.json();
   message.textContent = response.ok ? `Report #${answer.id} ${answer.status}.` : `Failed: ${answer.detail}`;
   decision.hidden = true;
@@ -50,5 +71,9 @@ async function decide(verdict) {
 
 document.getElementById("accept").addEventListener("click", () => decide("accept"));
 document.getElementById("reject").addEventListener("click", () => decide("reject"));
+document.getElementById("sign-out").addEventListener("click", async () => {
+  await change("DELETE", "/api/moderator/session", {});
+  window.location.assign("/moderate/login");
+});
 filter.addEventListener("change", load);
 await load();
