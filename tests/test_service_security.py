@@ -182,6 +182,16 @@ def test_token_guesses_are_rate_limited_per_address(tmp_path):
                           ).status_code == 204
 
 
+def test_odd_tokens_are_401_not_500(client):
+    same_origin = {"Origin": ORIGIN, "Content-Type": "application/json"}
+    for body in ('{"token": "\\ud800 lone surrogate"}', '{"token": "\\u0000\\u00e9\\uffff"}'):
+        assert client.post("/api/moderator/session", content=body, headers=same_origin).status_code == 401
+    for value in (b"Bearer \xe9\xff\x00", b"Bearer \xed\xa0\x80"):
+        assert client.get("/api/reports", headers={"Authorization": value}).status_code == 401
+    assert client.get("/api/moderator/session", headers={"X-CSRF-Token": b"\xff", "Cookie": b"scanvan_moderator=\xff"}
+                      ).status_code == 401
+
+
 # ---------------------------------------------------------------------------- size of answers
 def test_moderator_list_is_paginated_with_a_cursor(tmp_path):
     store = ReportStore(tmp_path / "r.sqlite")

@@ -109,6 +109,16 @@ def test_one_address_cannot_hold_many_connections(tmp_path):
     assert max(during) < 1.5
 
 
+def test_a_trusted_proxy_may_hold_many_connections(tmp_path):
+    with LiveServer(config(tmp_path / "r.sqlite"), trusted_proxies=["127.0.0.4"]) as server:
+        sockets = [connect(server, "127.0.0.4", SLOW_HEADERS) for _ in range(3 * MAX_CONNECTIONS_PER_CLIENT)]
+        time.sleep(1.0)
+        answers = [answered(sock) for sock in sockets]
+        for sock in sockets:
+            sock.close()
+    assert answers == [None] * len(sockets)
+
+
 def test_serve_runs_with_the_test_server_settings(tmp_path, monkeypatch):
     import uvicorn
     from typer.testing import CliRunner

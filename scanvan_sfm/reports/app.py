@@ -30,7 +30,7 @@ from ..steps import is_panorama
 from .feed import to_feed
 from .models import (Category, Decision, FeedEntry, Report, ReportPage, ReportReceipt, ReportSubmission, SessionInfo,
                      Status, Viewpoint)
-from .security import (CSRF_HEADER, GUESSES_PER_MINUTE, HEADER_TIMEOUT, KEEP_ALIVE, MAX_CONNECTIONS, MAX_HEADER_BYTES,
+from .security import (CSRF_HEADER, GUESSES_PER_MINUTE, KEEP_ALIVE, MAX_CONNECTIONS, MAX_HEADER_BYTES,
                        SESSION_COOKIE, GuardedH11Protocol, GuardMiddleware, ModeratorToken, RateLimiter, Session,
                        Sessions, client_key, from_origin, is_json, proxy_network, script_hashes, security_headers)
 from .store import ReportStore, TransitionError
@@ -93,7 +93,7 @@ def server_config(app: FastAPI, host: str = "127.0.0.1", port: int = 8000, trust
                           http=GuardedH11Protocol, proxy_headers=bool(proxies), forwarded_allow_ips=proxies,
                           timeout_keep_alive=KEEP_ALIVE, limit_concurrency=MAX_CONNECTIONS,
                           h11_max_incomplete_event_size=MAX_HEADER_BYTES,
-                          timeout_graceful_shutdown=int(HEADER_TIMEOUT))
+                          timeout_graceful_shutdown=10)  # slow clients cannot hold a shutdown either
 
 
 def feed_json(pages: Iterator[list[Report]], scene: SfMData) -> Iterator[bytes]:
@@ -130,12 +130,15 @@ def create_app(config: ServiceConfig) -> FastAPI:
     def client(request: Request) -> str:
         return client_key(request.client.host if request.client else "unknown")
 
+    def too_many(what: str, wait: float) -> HTTPException:
+        return HTTPException(429, f"too many {what} from this address; try again later",
+                             headers={"Retry-After": str(math.ceil(wait))})
+
     def checked_token(request: Request, presented: str) -> bool:
         """The token check, refused (429) after too many wrong guesses from one address."""
         wait = guesses.retry_after(client(request), count=False)
         if wait:
-            raise HTTPException(429, "too many wrong tokens from this address; try again later",
-                                headers={"Retry-After": str(math.ceil(wait))})
+            raise too_many("wrong tokens", wait)
         if token.check(presented):
             return True
         guesses.retry_after(client(request))
@@ -236,8 +239,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
             raise HTTPException(404, f"viewpoint {report.viewpoint_id} is not published here")
         wait = limiter.retry_after(client(request))
         if wait:
-            raise HTTPException(429, "too many reports from this address; try again later",
-                                headers={"Retry-After": str(math.ceil(wait))})
+            raise too_many("reports", wait)
         report_id = store.add(report)
         response.headers["Location"] = f"/api/reports/{report_id}"
         return ReportReceipt(id=report_id, status=Status.pending)
@@ -246,9 +248,9 @@ def create_app(config: ServiceConfig) -> FastAPI:
     @app.post("/api/moderator/session", status_code=204, dependencies=[Depends(sign_in_guard)],
               responses={401: {"description": "wrong token"}, 403: {"description": "not from this origin"},
                          415: {"description": "not JSON"}, 429: {"description": "too many wrong tokens"}})
-    def sign_in(sign_in: SignIn, request: Request) -> Response:
+    def sign_in(body: SignIn, request: Request) -> Response:
         """Exchange the moderator token for a session cookie (for the moderation page)."""
-        if not checked_token(request, sign_in.token):
+        if not checked_token(request, body.token):
             raise HTTPException(401, "wrong moderator token")
         response = Response(status_code=204)
         response.set_cookie(SESSION_COOKIE, sessions.open().id, max_age=int(sessions.lifetime), httponly=True,
@@ -278,7 +280,8 @@ def create_app(config: ServiceConfig) -> FastAPI:
         return StreamingResponse(feed_json(store.pages(status, category), scene), media_type="application/json")
 
     @app.get("/api/reports", response_model=ReportPage, responses=moderator_responses)
-    def list_reports(_: Moderator, status: Status | None = None, after: Cursor = 0, limit: PageSize = 100) -> ReportPage:
+    def list_reports(_: Moderator, status: Status | None = None, after: Cursor = 0,
+                     limit: PageSize = 100) -> ReportPage:
         """Reports, oldest first, ``limit`` at a time; all of them unless a status is given.
         ``next`` is the URL of the following page (null on the last)."""
         reports = store.list(status, after=after, limit=limit + 1)

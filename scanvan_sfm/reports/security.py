@@ -86,7 +86,7 @@ class GuardMiddleware:
             async with asyncio.timeout(self.body_timeout):
                 body = await self._body(receive)
         except TimeoutError:
-            return await _json_error(send_with_headers, 408, f"request body not received within {self.body_timeout:g} s")
+            return await _json_error(send_with_headers, 408, f"body not received within {self.body_timeout:g} s")
         except BodyTooLarge:
             return await _json_error(send_with_headers, 413, f"request body over {self.max_body} bytes")
         if body is None:
@@ -182,6 +182,11 @@ def check_token(token: str, source: str) -> str:
     return token
 
 
+def _utf8(text: str) -> bytes:
+    """Any client string as bytes (JSON may hold lone surrogates)."""
+    return text.encode("utf-8", "surrogatepass")
+
+
 class ModeratorToken:
     """The moderator token; ``None`` turns moderation off."""
 
@@ -189,7 +194,7 @@ class ModeratorToken:
         self._token = check_token(token, "the moderator token").encode() if token else None
 
     def check(self, presented: str | None) -> bool:
-        return bool(self._token and presented) and hmac.compare_digest(presented.encode(), self._token)
+        return bool(self._token and presented) and hmac.compare_digest(_utf8(presented), self._token)
 
 
 @dataclass(frozen=True)
@@ -201,7 +206,7 @@ class Session:
     expires: float = 0.0  # time.monotonic()
 
     def has_csrf(self, presented: str | None) -> bool:
-        return bool(presented) and hmac.compare_digest(presented.encode(), self.csrf.encode())
+        return bool(presented) and hmac.compare_digest(_utf8(presented), self.csrf.encode())
 
 
 class Sessions:

@@ -10,6 +10,7 @@ form.addEventListener("submit", async (event) => {
   if (response.ok) {
     window.location.assign("/moderate");
   } else {
-    document.getElementById("message").textContent = "Wrong token.";
+    document.getElementById("message").textContent =
+      response.status === 429 ? "Too many wrong tokens; try again later." : "Wrong token.";
   }
 });
