@@ -3,8 +3,16 @@
 from pathlib import Path
 
 
+def one_line(text: str) -> str:
+    """``text`` with line breaks and other unprintable characters escaped as ``repr`` does."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class InputError(Exception):
-    """Bad input, told in one line."""
+    """Bad input, told in one line: unprintable characters (names from the input) are escaped."""
+
+    def __str__(self) -> str:
+        return one_line(super().__str__())
 
 
 class SceneFormatError(InputError):

@@ -6,6 +6,7 @@ count, maps a u64 entry count; polymorphic pointers as in the JSON (shared id ta
 
 from __future__ import annotations
 
+import math
 import struct
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,8 @@ import numpy as np
 from ..atomic import atomic_output
 from ..errors import SceneFormatError
 from . import landmarks_bin as lb
-from .convert import (VIEW_TYPES, check_version, distortion_field, intrinsic_from_data, pose_from_data,
-                      view_from_data)
+from .convert import (VIEW_TYPES, check_finite, check_version, distortion_field, intrinsic_from_data,
+                      pose_from_data, view_from_data)
 from .models import (DISTORTION_FIELD, INTRINSIC_TYPES, Landmarks, Pinhole, Pose, SfMData,
                      Spherical, View, ViewPriors, _Intrinsic)
 from .polymorphic import MSB, PolymorphicReader, PolymorphicWriter
@@ -27,6 +28,7 @@ _STATUS_MESSAGES = {
     lb.TRUNCATED: "unexpected end of file",
     lb.BAD_LENGTH: "vector of unexpected length",
     lb.TOO_MANY: "observation count larger than the rest of the file",
+    lb.NON_FINITE: "non-finite number",
 }
 
 
@@ -68,15 +70,33 @@ class _Cursor:
 
     def string(self) -> str:
         n = self.count(1)
-        self.pos += n
-        return self.buf[self.pos - n:self.pos].tobytes().decode("utf-8", "surrogateescape")
+        start, self.pos = self.pos, self.pos + n
+        try:
+            return self.buf[start:self.pos].tobytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise self.fail("invalid UTF-8 in a string", start + exc.start) from None
+
+    def double(self) -> float:
+        return self._finite([self._take("d")])[0]
 
     def doubles(self, expected: int | None = None) -> list[float]:
         at = self.pos
         n = self.count(8)
         if expected is not None and n != expected:
             raise self.fail(f"expected {expected} values, found {n}", at)
-        return self._take(f"{n}d") if n != 1 else [self._take("d")]
+        return self._finite(self._take(f"{n}d") if n != 1 else [self._take("d")])
+
+    def _finite(self, values: list[float]) -> list[float]:
+        """``values``, just read; a NaN or ±Inf among them fails at its byte."""
+        if not all(map(math.isfinite, values)):
+            i = next(i for i, v in enumerate(values) if not math.isfinite(v))
+            raise self.fail(f"non-finite number {values[i]}", self.pos - 8 * (len(values) - i))
+        return values
+
+    def end(self) -> None:
+        """Only the end of the file may follow."""
+        if self.pos != len(self.buf):
+            raise self.fail("data after the end of the scene")
 
 
 def read_bin(path: str | Path, *, structure: bool = True) -> SfMData:
@@ -92,6 +112,7 @@ def read_bin_counts(path: str | Path) -> tuple[SfMData, dict[str, int]]:
         for name in ("structure", "control_points"):
             n, total = _walk(cur, name)
             counts[name], counts[f"{name}_observations"] = n, total
+        cur.end()
         return scene, counts
     return _with_cursor(path, read)
 
@@ -119,8 +140,7 @@ def _read(cur: _Cursor, structure: bool) -> SfMData:
     if structure:
         scene.structure = _landmarks(cur, "structure")
         scene.control_points = _landmarks(cur, "control_points")
-        if cur.pos != len(cur.buf):
-            raise cur.fail("data after the end of the scene")
+        cur.end()
     return scene
 
 
@@ -167,7 +187,7 @@ def _intrinsic(cur: _Cursor, name: str | None) -> Pinhole | Spherical:
         raise cur.fail(f"unknown intrinsic type {name!r}", at)
     data: dict[str, Any] = {"width": cur.u32(), "height": cur.u32()}
     if cls is not Spherical:
-        data["focal_length"] = cur._take("d")
+        data["focal_length"] = cur.double()
         data["principal_point"] = cur.doubles(2)
         field = DISTORTION_FIELD.get(name or "")
         if field:
@@ -216,7 +236,7 @@ class _Out:
         self.parts.append(struct.pack("<" + fmt, *values))
 
     def string(self, s: str) -> None:
-        data = s.encode("utf-8", "surrogateescape")
+        data = s.encode()
         self.pack("Q", len(data))
         self.parts.append(data)
 
@@ -225,7 +245,8 @@ class _Out:
 
 
 def write_bin(scene: SfMData, path: str | Path) -> None:
-    """Write the scene as openMVG's PortableBinary (little-endian)."""
+    """Write the scene as openMVG's PortableBinary (little-endian); NaN and ±Inf are refused."""
+    check_finite(scene, path)
     out = _Out()
     out.pack("B", 1)
     out.string(scene.version)

@@ -1,22 +1,35 @@
 """Plain-Python values (as parsed from JSON or read from bin) ↔ scene models, with error places."""
 
+import re
+from pathlib import Path
 from typing import Any
 from collections.abc import Callable
 
 from pydantic import BaseModel, ValidationError
 
-from ..errors import SceneFormatError
-from .models import (DISTORTION_FIELD, INTRINSIC_TYPES, Pinhole, Pose, Spherical, View,
+from ..errors import InputError, SceneFormatError
+from .models import (DISTORTION_FIELD, INTRINSIC_TYPES, Pinhole, Pose, SfMData, Spherical, View,
                      ViewPriors)
 
 VIEW_TYPES: dict[str | None, type[View]] = {None: View, "view_priors": ViewPriors}
+#: Dotted integers; a part longer than 9 digits is not a version (and would not fit ``int``'s limits).
+_VERSION = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,9})*")
 
 
 def check_version(version: str, fail: Callable[[str], Exception]) -> str:
-    """Views became polymorphic in 0.3 (openMVG 1.1); older layouts are not read."""
-    if version < "0.3":
+    """Compared as numbers; views became polymorphic in 0.3 (openMVG 1.1), older layouts are not read."""
+    if not _VERSION.fullmatch(version):
+        raise fail(f"malformed sfm_data_version {version!r} (expected dotted integers, like 0.3)")
+    if tuple(map(int, version.split("."))) < (0, 3):
         raise fail(f"sfm_data_version {version!r} is not supported (openMVG ≥ 1.1 writes 0.3)")
     return version
+
+
+def check_finite(scene: SfMData, path: str | Path) -> None:
+    """Refuse to write NaN or ±Inf: openMVG (and our reader) would not read the file back."""
+    place = scene.first_non_finite()
+    if place is not None:
+        raise InputError(f"{path}: not written: {place} is not a finite number")
 
 
 def validated(model: type[BaseModel], data: Any, file: str, where: str) -> Any:

@@ -7,6 +7,7 @@ Writing reproduces openMVG's bytes: 4-space layout, Grisu2 doubles, cereal's id 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -17,8 +18,8 @@ import orjson
 from ..atomic import atomic_output
 from ..errors import SceneFormatError
 from . import landmarks_json as lj
-from .convert import (check_version, intrinsic_from_data, intrinsic_to_data, pose_from_data, view_from_data,
-                      view_to_data)
+from .convert import (check_finite, check_version, intrinsic_from_data, intrinsic_to_data, pose_from_data,
+                      view_from_data, view_to_data)
 from .floattext import MAX_DOUBLE_TEXT, format_double
 from .models import Landmarks, SfMData, View, _Intrinsic
 from .polymorphic import MSB, PolymorphicReader, PolymorphicWriter
@@ -58,10 +59,12 @@ def read_json(path: str | Path, *, structure: bool = True) -> SfMData:
 
 def _read_generic(path: Path, structure: bool) -> tuple[dict, dict[str, Landmarks]]:
     """Whole-file orjson parse: slower, but takes any valid layout and names exact JSON paths."""
+    data = path.read_bytes()
     try:
-        doc = orjson.loads(path.read_bytes())
+        doc = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise SceneFormatError(path, f"byte {exc.pos}", exc.msg) from None
+    _refuse_duplicate_members(data, doc, path, "")
     if not isinstance(doc, dict):
         raise SceneFormatError(path, "$", "the scene must be a JSON object")
     maps = {name: _landmarks_from_json(doc.get(name, []) if structure else [], str(path), name)
@@ -120,10 +123,13 @@ class _Scanner:
         end = self._call(_value_end)
         if end < 0:
             raise _Unexpected(self.offset + self.pos, where)
+        data = self.buf[self.pos:end].tobytes()
         try:
-            value = orjson.loads(self.buf[self.pos:end].tobytes())
+            value = orjson.loads(data)
         except orjson.JSONDecodeError:
             raise _Unexpected(self.offset + self.pos, where) from None
+        if isinstance(value, (dict, list)):
+            _refuse_duplicate_members(data, value, self.path, where)
         self.pos = end
         return value
 
@@ -139,6 +145,8 @@ class _Scanner:
                 if not isinstance(key, str):
                     raise _Unexpected(self.offset + self.pos, "$")
                 self._char(b":", key)
+                if key in head or key in maps:
+                    raise SceneFormatError(self.path, key, "duplicate member")
                 if key in LANDMARK_MAPS:
                     self._char(b"[", key)
                     maps[key] = self._landmarks(key)
@@ -203,6 +211,62 @@ def _concat(parts: list[tuple[np.ndarray, ...]]) -> Landmarks:
     return Landmarks(ids, X, offsets, obs_view, obs_feat, obs_xy)
 
 
+def _refuse_duplicate_members(data: bytes, value: Any, path: Path, where: str) -> None:
+    """orjson silently keeps the last of duplicate members: refuse them, naming one.
+
+    Each member has one colon outside strings: a text with more than its value printed back
+    lost a duplicate in parsing.
+    """
+    try:
+        printed = orjson.dumps(value)
+    except orjson.JSONEncodeError:  # deeper than orjson prints (255 levels); a scene has 8
+        raise SceneFormatError(path, where or "$", "nested too deep") from None
+    if _colons(np.frombuffer(data, np.uint8)) != _colons(np.frombuffer(printed, np.uint8)):
+        found = _duplicate_member(json.loads(data, object_pairs_hook=_Members), where)
+        raise SceneFormatError(path, found or where or "$", "duplicate member")
+
+
+class _Members(list):
+    """A JSON object as its (name, value) pairs, duplicates kept."""
+
+
+def _duplicate_member(value: Any, where: str) -> str:
+    """The JSON path of a duplicate member, an object's own before its children's ("" if none)."""
+    if isinstance(value, _Members):
+        names: set[str] = set()
+        for name, _ in value:
+            if name in names:
+                return f"{where}.{name}" if where else name
+            names.add(name)
+        children = [(child, f"{where}.{name}" if where else name) for name, child in value]
+    elif isinstance(value, list):
+        children = [(child, f"{where}[{i}]") for i, child in enumerate(value)]
+    else:
+        return ""
+    return next((found for child, w in children if (found := _duplicate_member(child, w))), "")
+
+
+@numba.njit(cache=True)
+def _colons(buf):
+    """Colons outside strings: the number of object members in a valid JSON text."""
+    n = 0
+    in_string = False
+    i = 0
+    while i < len(buf):
+        c = buf[i]
+        if in_string:
+            if c == 92:
+                i += 1
+            elif c == 34:
+                in_string = False
+        elif c == 34:
+            in_string = True
+        elif c == 58:
+            n += 1
+        i += 1
+    return n
+
+
 @numba.njit(cache=True)
 def _skip_ws(buf, pos, end):
     return lj._ws(buf, pos, end)
@@ -249,6 +313,8 @@ def scene_from_json(head: dict, maps: dict[str, Landmarks], file: str) -> SfMDat
         raise SceneFormatError(file, sorted(unknown)[0], "unknown member")
     version = check_version(_typed(head["sfm_data_version"], str, file, "sfm_data_version"),
                             lambda msg: SceneFormatError(file, "sfm_data_version", msg))
+    for name, lm in maps.items():
+        _check_finite(lm, file, name)
     poly = PolymorphicReader(lambda where, msg: SceneFormatError(file, where, msg))
     return SfMData(
         version=version,
@@ -259,6 +325,18 @@ def scene_from_json(head: dict, maps: dict[str, Landmarks], file: str) -> SfMDat
         extrinsics=_map(head["extrinsics"], file, "extrinsics", lambda v, w: pose_from_data(v, file, w)),
         structure=maps["structure"], control_points=maps["control_points"],
     )
+
+
+def _check_finite(lm: Landmarks, file: str, name: str) -> None:
+    """NaN, Infinity or a number too large for a double among the coordinates is refused."""
+    bad = lm.first_non_finite()
+    if bad is None:
+        return
+    i, k, j = bad
+    entry = f"{name}[{i}].value"
+    where = (f"{entry}.X[{j}]" if k is None
+             else f"{entry}.observations[{k - int(lm.obs_offsets[i])}].value.x[{j}]")
+    raise SceneFormatError(file, where, "non-finite number")
 
 
 def _typed(value: Any, kind: type, file: str, where: str) -> Any:
@@ -344,7 +422,8 @@ def _doubles_json(value: Any, n: int, file: str, where: str) -> list[float]:
 # ------------------------------------------------------------------------------------ writing
 
 def write_json(scene: SfMData, path: str | Path) -> None:
-    """Write the scene as openMVG does, byte for byte for the same entry order."""
+    """Write the scene as openMVG does, byte for byte for the same entry order; NaN and ±Inf are refused."""
+    check_finite(scene, path)
     poly = PolymorphicWriter()
     members = {
         "sfm_data_version": scene.version,

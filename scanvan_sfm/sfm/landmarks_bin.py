@@ -6,7 +6,7 @@ Per entry: u32 key | u64 3 | 3 × f64 X | u64 m | m × (u32 view | u32 id_feat |
 import numba
 import numpy as np
 
-OK, TRUNCATED, BAD_LENGTH, TOO_MANY = 0, 1, 2, 3
+OK, TRUNCATED, BAD_LENGTH, TOO_MANY, NON_FINITE = 0, 1, 2, 3, 4
 LANDMARK_HEAD = 4 + 8 + 24 + 8
 OBSERVATION = 4 + 4 + 8 + 16
 
@@ -26,9 +26,23 @@ def _f64(buf, pos):
     return buf[pos:pos + 8].view(np.float64)[0]
 
 
+@numba.njit(cache=True, inline="always")
+def _first_non_finite(buf, pos, count):
+    """Offset of the first of ``count`` doubles from ``pos`` that is NaN or ±Inf, or -1.
+
+    Those are the doubles whose 11 exponent bits (in the top two bytes) are all set.
+    """
+    for j in range(count):
+        top = pos + 8 * j + 6
+        if buf[top + 1] & 0x7F == 0x7F and buf[top] & 0xF0 == 0xF0:
+            return pos + 8 * j
+    return -1
+
+
 @numba.njit(cache=True)
 def count_observations(buf, pos, n):
-    """Walk ``n`` entries from ``pos`` checking sizes; returns (status, pos, entry, observations)."""
+    """Walk ``n`` entries from ``pos`` checking sizes and that coordinates are finite;
+    returns (status, pos, entry, observations)."""
     end = len(buf)
     total = 0
     for i in range(n):
@@ -36,6 +50,9 @@ def count_observations(buf, pos, n):
             return TRUNCATED, pos, i, total
         if _u64(buf, pos + 4) != 3:
             return BAD_LENGTH, pos + 4, i, total
+        bad = _first_non_finite(buf, pos + 12, 3)
+        if bad >= 0:
+            return NON_FINITE, bad, i, total
         m = _u64(buf, pos + 36)
         if m > np.uint64((end - pos - LANDMARK_HEAD) // OBSERVATION):
             return TOO_MANY, pos + 36, i, total
@@ -43,6 +60,9 @@ def count_observations(buf, pos, n):
         for _ in range(np.int64(m)):
             if _u64(buf, pos + 8) != 2:
                 return BAD_LENGTH, pos + 8, i, total
+            bad = _first_non_finite(buf, pos + 16, 2)
+            if bad >= 0:
+                return NON_FINITE, bad, i, total
             pos += OBSERVATION
         total += np.int64(m)
     return OK, pos, n, total

@@ -79,7 +79,7 @@ def _digits(buf, pos, end):
 
 @numba.njit(cache=True)
 def _number(buf, pos, end, tok, row):
-    """Check one JSON number (or NaN/Infinity, as rapidjson allows) and copy its text to tok[row]."""
+    """Check one JSON number (or NaN/Infinity, refused once converted) and copy its text to tok[row]."""
     pos = _ws(buf, pos, end)
     start = pos
     if pos < end and buf[pos] == 45:

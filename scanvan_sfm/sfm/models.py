@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Annotated, ClassVar, Literal
@@ -160,6 +161,19 @@ class Landmarks:
     def n_observations(self) -> int:
         return len(self.obs_view)
 
+    def first_non_finite(self) -> tuple[int, int | None, int] | None:
+        """(landmark, observation or None for X, coordinate) of the first NaN or ±Inf in entry order."""
+        if np.isfinite(self.X).all() and np.isfinite(self.obs_xy).all():
+            return None
+        bad_x = np.flatnonzero(~np.isfinite(self.X.ravel()))
+        bad_xy = np.flatnonzero(~np.isfinite(self.obs_xy.ravel()))
+        if len(bad_xy):
+            k = int(bad_xy[0] // 2)
+            owner = int(np.searchsorted(self.obs_offsets, k, side="right")) - 1
+            if not len(bad_x) or owner < bad_x[0] // 3:
+                return owner, k, int(bad_xy[0] % 2)
+        return int(bad_x[0] // 3), None, int(bad_x[0] % 3)
+
     def obs_landmark(self) -> np.ndarray:
         """Index of the landmark that owns each observation."""
         return np.repeat(np.arange(len(self.ids)), np.diff(self.obs_offsets))
@@ -220,6 +234,22 @@ class SfMData(BaseModel):
         base = str(root) if root is not None else self.root_path
         return Path(base) / PurePosixPath(view.image_path.replace("\\", "/"))
 
+    def first_non_finite(self) -> str | None:
+        """Where the first NaN or ±Inf is (``extrinsics[key=3].center[0]``), or None."""
+        for name in ("views", "intrinsics", "extrinsics"):
+            for key, model in getattr(self, name).items():
+                place = _non_finite_field(model, f"{name}[key={key}]")
+                if place is not None:
+                    return place
+        for name in ("structure", "control_points"):
+            lm = getattr(self, name)
+            bad = lm.first_non_finite()
+            if bad is not None:
+                i, k, j = bad
+                entry = f"{name}[key={lm.ids[i]}]"
+                return f"{entry}.X[{j}]" if k is None else f"{entry}.observations[key={lm.obs_view[k]}].x[{j}]"
+        return None
+
     def equal_by_id(self, other: SfMData) -> bool:
         """Same scene regardless of entry order; values compared bit-exactly."""
         return (
@@ -230,6 +260,19 @@ class SfMData(BaseModel):
             and self.structure.equal_by_id(other.structure)
             and self.control_points.equal_by_id(other.control_points)
         )
+
+
+def _non_finite_field(value: object, where: str) -> str | None:
+    """The place of the first non-finite float in a model's fields (tuples included), or None."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else where
+    if isinstance(value, BaseModel):
+        items = ((f"{where}.{name}", v) for name, v in value)
+    elif isinstance(value, tuple):
+        items = ((f"{where}[{i}]", v) for i, v in enumerate(value))
+    else:
+        return None
+    return next((place for w, v in items if (place := _non_finite_field(v, w)) is not None), None)
 
 
 def _by_id(items: dict[int, BaseModel]) -> dict[int, tuple]:
