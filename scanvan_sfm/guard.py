@@ -4,7 +4,8 @@ A command that reads sources calls ``protect(sources)`` before it writes anythin
 every write and removal of this process (``atomic.atomic_output``, ``atomic.remove``) is refused
 when it would land on a source image (same real path, or the same inode through a hard link) or
 anywhere inside a folder that holds sources. Paths are resolved first, so neither ``..`` nor a
-symbolic link gets round it. Worker processes install the same guard (``install``).
+symbolic link gets round it, and folders are also compared by device and inode, so neither does
+a bind mount. Worker processes install the same guard (``install``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class WriteRefused(InputError):
 @dataclass(frozen=True)
 class SourceGuard:
     folders: frozenset[str]                # real paths of the folders that hold sources
+    folder_inodes: frozenset[tuple[int, int]]  # (device, inode) of those folders
     files: frozenset[str]                  # real paths of the sources
     inodes: frozenset[tuple[int, int]]     # (device, inode) of the sources
 
@@ -33,7 +35,7 @@ class SourceGuard:
         if real in self.files or _inode(real) in self.inodes:
             raise WriteRefused(f"{path}: refused to write onto the source image {real}")
         for folder in _ancestors(real):
-            if folder in self.folders:
+            if folder in self.folders or _inode(folder) in self.folder_inodes:
                 raise WriteRefused(f"{path}: refused to write inside the images folder {folder} "
                                    "(choose another --out)")
 
@@ -43,18 +45,21 @@ def guard_for(sources: Iterable[str | Path], roots: Iterable[str | Path] = (), *
     """The guard of these source files, of the folders that hold them (unless ``their_folders``
     is false) and of the image roots that hold any of them (a root that absolute image paths
     ignore, such as the current folder, is not one)."""
-    files, inodes = set(), set()
-    for source in sources:
+    files, inodes, holders = set(), set(), set()
+    for source in map(str, sources):
+        if "\0" in source:
+            continue  # no such file can be opened, nor written
         real = os.path.realpath(source)
         files.add(real)
+        holders |= {os.path.dirname(real), os.path.realpath(os.path.dirname(os.path.abspath(source)))}
         if (inode := _inode(real)) is not None:
             inodes.add(inode)
-    holders = {os.path.dirname(real) for real in files}
     folders = set(holders) if their_folders else set()
     for root in map(os.path.realpath, roots):
         if any(holder == root or holder.startswith(root.rstrip(os.sep) + os.sep) for holder in holders):
             folders.add(root)
-    return SourceGuard(frozenset(folders), frozenset(files), frozenset(inodes))
+    folder_inodes = {inode for folder in folders if (inode := _inode(folder)) is not None}
+    return SourceGuard(frozenset(folders), frozenset(folder_inodes), frozenset(files), frozenset(inodes))
 
 
 _installed: SourceGuard | None = None

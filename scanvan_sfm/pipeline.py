@@ -25,7 +25,7 @@ import orjson
 
 from . import __version__
 from . import guard
-from .atomic import atomic_group, atomic_output, remove_parts
+from .atomic import atomic_group, atomic_output, remove, remove_parts
 from .camera_blur import CameraMasks, camera_blur
 from .dataset import MainFolder
 from .errors import InputError
@@ -124,8 +124,10 @@ def output_keys(rels: dict[int, str]) -> dict[int, str]:
     stems = {view: MainFolder.key(rel) for view, rel in rels.items()}
     counts = Counter(stems.values())
     keys = {view: stems[view] if counts[stems[view]] == 1 else guard.safe_relative(rels[view]) for view in rels}
-    counts = Counter(keys.values())
-    return {view: key if counts[key] == 1 else f"{key}-view{view}" for view, key in keys.items()}
+    while clashing := [view for view, key in keys.items() if Counter(keys.values())[key] > 1]:
+        for view in clashing:
+            keys[view] = f"{keys[view]}-view{view}"
+    return keys
 
 
 # ------------------------------------------------------------------------------- worker side
@@ -273,8 +275,8 @@ def anonymize(scene_path: Path, out: Path, settings: Settings, *, images_root_di
         entry = {"source": rels[view_id], "source_path": str(source.absolute())}
         try:
             entry["source_sha256"] = sha256_file(source)
-        except OSError as exc:
-            entry |= {"status": "failed", "reason": f"{source}: {exc.strerror or exc}"}
+        except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+            entry |= {"status": "failed", "reason": f"{source}: {getattr(exc, 'strerror', None) or exc}"}
             entries[str(view_id)] = entry
             run.failed[view_id] = entry["reason"]
             continue
@@ -283,7 +285,8 @@ def anonymize(scene_path: Path, out: Path, settings: Settings, *, images_root_di
             run.skipped.append(view_id)
             run.masked.append(previous.get("masked_share", 0.0))
             continue
-        entries[str(view_id)] = entry | {"status": "pending"}
+        kept = {"outputs": previous["outputs"]} if "outputs" in previous else {}  # removed if no longer made
+        entries[str(view_id)] = entry | kept | {"status": "pending"}
         tasks.append(Task(view_id, str(source), rels[view_id], keys[view_id], (view.width, view.height)))
     write_manifest(folder.manifest, manifest)
     if progress:
@@ -318,7 +321,7 @@ def _run_tasks(tasks: list[Task], settings: Settings, folder: MainFolder, manife
     def record(result: Result) -> None:
         nonlocal finished
         finished += 1
-        _record(result, manifest, digest, run)
+        _record(result, manifest, digest, run, folder)
         write_manifest(folder.manifest, manifest)
         if progress:
             progress(finished, len(tasks))
@@ -357,7 +360,7 @@ def _drain(pool: ProcessPoolExecutor, queue: deque, at_once: int, record) -> lis
     return lost
 
 
-def _record(result: Result, manifest: dict, digest: str, run: Run) -> None:
+def _record(result: Result, manifest: dict, digest: str, run: Run, folder: MainFolder) -> None:
     """A view's result into the manifest entry and the run's figures."""
     run.worker_peak_mb = max(run.worker_peak_mb, result.peak_rss_mb)
     if run.first_done is None:
@@ -366,6 +369,8 @@ def _record(result: Result, manifest: dict, digest: str, run: Run) -> None:
     for stage, seconds in result.seconds.items():
         run.seconds[stage] = run.seconds.get(stage, 0.0) + seconds
     if result.ok:
+        for old in set(entry.get("outputs", {}).values()) - set(result.outputs.values()):
+            remove(folder.anonymization / old)  # another format's image would keep what a report hid
         entry |= {"status": "done", "outputs": result.outputs, "masked_share": result.masked,
                   "mask_sha256": result.mask_sha256, "settings_digest": digest}
         entry.pop("reason", None)

@@ -140,6 +140,8 @@ def test_output_keys_are_safe_and_distinct():
     assert len(set(keys.values())) == 7
     assert all(not k.startswith("/") and ".." not in k.split("/") and "." not in k.split("/") for k in keys.values())
     assert keys[4] == "02.jpg" and keys[5] == "02.png" and keys[6] == "sub/03" and keys[7] == "04"
+    clash = output_keys({0: "01.jpg", 1: "../01.jpg", 2: "01.jpg-view0.jpg"})  # a suffix that is another's key
+    assert len(set(clash.values())) == 3
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o027])
@@ -214,3 +216,24 @@ def test_a_worker_that_dies_costs_its_view_only(tmp_path):
     assert "died twice" in views["2"]["reason"] and "failed: view 2" in result.stderr
     registered = read_scene(tmp_path / "out" / "anonymization" / "sfm_data_anonymized.json")
     assert sorted(registered.views) == [0, 1, 3]
+
+
+def test_planted_links_in_the_output_never_reach_an_original(tmp_path):
+    """The native log and the outputs of another format: a link or a stale image there."""
+    scene, images = small_scene(tmp_path, views=(0, 1))
+    scene.root_path = str(images)
+    write_scene(scene, tmp_path / "scene.json")
+    originals = hashes(images)
+    anonymization = tmp_path / "out" / "anonymization"
+    anonymization.mkdir(parents=True)
+    (anonymization / "workers.log").symlink_to(images / "01.jpg")
+    planted = run_cli("anonymize", tmp_path / "scene.json", "--out", tmp_path / "out")
+    assert planted.returncode == 1 and "refused to write onto the source image" in planted.stderr
+    assert hashes(images) == originals
+    (anonymization / "workers.log").unlink()
+    first = run_cli("anonymize", tmp_path / "scene.json", "--out", tmp_path / "out")
+    assert first.returncode == 0, first.stderr
+    assert (anonymization / "blur" / "01.jpg").is_file()
+    again = run_cli("anonymize", tmp_path / "scene.json", "--out", tmp_path / "out", "--format", "png")
+    assert again.returncode == 0, again.stderr
+    assert sorted(p.name for p in (anonymization / "blur").iterdir()) == ["01.png", "02.png"]

@@ -36,6 +36,7 @@ from ..failures import EXPECTED_ERRORS, reason
 from ..images import read_image, read_mask
 from ..pipeline import Settings, load_manifest, output_keys, publish, register, sha256_file, write_manifest
 from ..sfm import SfMData, read_scene
+from ..sfm.io import images_root
 from ..sfm.models import Spherical
 from .feed import feed_reports
 from .layers import LAYERS, combine, prune_layers, read_automatic, render, write_layers
@@ -91,7 +92,7 @@ def apply_reports(scene_path: Path, out: Path, *, db: Path | None = None, feed: 
     if not manifest["views"]:
         raise InputError(f"{folder.manifest}: no anonymize run here (run `scanvan-sfm anonymize` first)")
     scene = read_scene(scene_path, structure=False)
-    _protect_sources(folder, manifest, dry_run)
+    _protect_sources(folder, manifest, scene, scene_path, dry_run)
     with_landmarks = cache(partial(read_scene, scene_path))  # read once, when propagating or registering
     run = ApplyRun(datetime.now(UTC).strftime("apply-%Y%m%dT%H%M%S.%fZ"))
     store = ReportStore(db) if db is not None else None
@@ -134,10 +135,13 @@ def apply_reports(scene_path: Path, out: Path, *, db: Path | None = None, feed: 
     return run
 
 
-def _protect_sources(folder: MainFolder, manifest: dict, dry_run: bool) -> None:
-    """No write may touch the originals or land among them; temp files of a killed apply go."""
-    sources = [e["source_path"] for e in manifest["views"].values() if e.get("source_path")]
-    roots = [manifest["images_root"]] if manifest.get("images_root") else []
+def _protect_sources(folder: MainFolder, manifest: dict, scene: SfMData, scene_path: Path, dry_run: bool) -> None:
+    """No write may touch the originals (every view's, and the manifest's) or land among them;
+    temp files of a killed apply go."""
+    root = images_root(scene, scene_path, manifest.get("images_root"))
+    sources = [scene.image_path(view, root) for view in scene.views.values()]
+    sources += [e["source_path"] for e in manifest["views"].values() if e.get("source_path")]
+    roots = [root]
     guard.protect(sources, roots).check(folder.anonymization)
     if not dry_run:
         remove_parts(folder.anonymization)
@@ -276,10 +280,10 @@ def _save(folder: MainFolder, manifest: dict, ledger: dict, scene: SfMData, run:
         store.mark_applied([int(k.split("-")[1]) for k in run.undone], None)
     lines = [_audit_line(folder, run, c, keys[c.view_id], [k for k, views in touched.items() if c.view_id in views])
              for c in run.changes if not c.error]
-    guard.check_write(folder.reports_dir / "audit.jsonl")
-    folder.reports_dir.mkdir(parents=True, exist_ok=True)
-    with open(folder.reports_dir / "audit.jsonl", "ab") as f:
-        f.write(b"".join(lines))
+    audit = folder.reports_dir / "audit.jsonl"
+    earlier = audit.read_bytes() if audit.is_file() else b""
+    with atomic_output(audit) as f:  # rewritten whole: a full disk or a kill never leaves half a line
+        f.write(earlier + b"".join(lines))
     ledger.setdefault("runs", []).append({"run": run.run_id, "applied": run.applied, "undone": run.undone})
     with atomic_output(ledger_path) as f:
         f.write(orjson.dumps(ledger, option=orjson.OPT_INDENT_2))

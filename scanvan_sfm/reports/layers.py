@@ -61,7 +61,8 @@ def merge_layers(folder: MainFolder, key: str, automatic: np.ndarray) -> np.ndar
     """For the pipeline: keep the automatic mask and return the published one (the layers of
     earlier reports applied), so a rerun never brings a reported person back."""
     layers = read_layers(folder, key)
-    if not layers:
+    if not layers:  # an automatic mask kept by an apply killed before its layers is stale now
+        remove(folder.mask_layer(key, "automatic"))
         return automatic
     write_mask(folder.mask_layer(key, "automatic"), automatic)
     return combine(automatic, layers.get("manual"), layers.get("excess"))

@@ -16,7 +16,9 @@ from typing import Protocol
 
 import numpy as np
 
+from ..atomic import FILE_MODE
 from ..errors import InputError
+from ..guard import check_write
 from .base import CLASSES, Detection, Segmentation
 
 SEGMENTERS = ("nanodet", "centernet", "dhsegment")
@@ -29,10 +31,14 @@ def native_stderr_to(log: Path) -> None:
     their fatal errors) to ``log``; Python's own stderr keeps the terminal. Once per process."""
     if getattr(native_stderr_to, "done", False):
         return
+    check_write(log)  # never onto or among the source images
+    log.parent.mkdir(parents=True, exist_ok=True)
+    try:  # a link planted at the log's place is not followed: the logs then stay on the terminal
+        target = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, FILE_MODE)
+    except OSError:
+        return
     sys.stderr.flush()
     terminal = os.dup(2)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    target = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(target, 2)
     os.close(target)
     sys.stderr = os.fdopen(terminal, "w", buffering=1)
