@@ -26,7 +26,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..errors import InputError
 from ..sfm import SfMData, read_scene
 from ..sfm.io import images_root
-from ..steps import is_panorama
 from .feed import to_feed
 from .models import (Category, Decision, FeedEntry, Report, ReportPage, ReportReceipt, ReportSubmission, SessionInfo,
                      Status, Viewpoint)
@@ -69,7 +68,7 @@ def published_viewpoints(scene: SfMData, scene_path: Path) -> dict[int, tuple[Vi
     found = {}
     for view_id, view in sorted(scene.reconstructed_views().items()):
         path = scene.image_path(view, root)
-        if is_panorama((view.width, view.height)) and path.is_file():
+        if scene.is_equirectangular(view) and path.is_file():
             pose = scene.extrinsics[view.id_pose]
             found[view_id] = (Viewpoint(id=view_id, image=view.image_path, width=view.width, height=view.height,
                                         center=pose.center), path)

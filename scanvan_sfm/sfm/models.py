@@ -194,6 +194,11 @@ class Landmarks:
         return _canonical(self) == _canonical(other)
 
 
+def is_panorama(size: tuple[int, int]) -> bool:
+    """Equirectangular images are 2:1 (``size`` is width, height)."""
+    return size[0] == 2 * size[1]
+
+
 def _canonical(lm: Landmarks) -> tuple:
     order = np.argsort(lm.ids, kind="stable")
     owner = lm.obs_landmark()
@@ -222,6 +227,10 @@ class SfMData(BaseModel):
     def is_reconstructed(self, view: View) -> bool:
         """openMVG's ``IsPoseAndIntrinsicDefined``: pose AND intrinsic present."""
         return view.id_pose in self.extrinsics and view.id_intrinsic in self.intrinsics
+
+    def is_equirectangular(self, view: View) -> bool:
+        """A spherical camera on a 2:1 image: what the 360° page and the reports work on."""
+        return isinstance(self.intrinsics.get(view.id_intrinsic), Spherical) and is_panorama((view.width, view.height))
 
     def reconstructed_views(self) -> dict[int, View]:
         return {k: v for k, v in self.views.items() if self.is_reconstructed(v)}
