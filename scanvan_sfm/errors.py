@@ -1,11 +1,18 @@
 """Errors that mean "bad input": the CLI prints them on one line and exits with code 2."""
 
+from collections.abc import Sequence
 from pathlib import Path
 
 
 def one_line(text: str) -> str:
     """``text`` with line breaks and other unprintable characters escaped as ``repr`` does."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def error_place(loc: Sequence[int | str]) -> str:
+    """A pydantic error location as a JSON path suffix: ``(3, "pitchYawOrders", 1, "pitch")`` →
+    ``[3].pitchYawOrders[1].pitch``, ``("views", 0)`` → ``.views[0]``."""
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
 
 
 class InputError(Exception):

@@ -91,7 +91,8 @@ def _telea(radius: int):
         OpenCV samples the pixel below (right of) a first-row (first-column) pixel, which may be
         unfilled masked content. Two masked rows (columns) of zeros in front make those reads
         content-free."""
-        pad_top, pad_left = 2 * (top and mask[:2].any()), 2 * (left and mask[:, :2].any())
+        pad_top = 2 if top and mask[:2].any() else 0
+        pad_left = 2 if left and mask[:, :2].any() else 0
         if pad_top or pad_left:
             colour = cv2.copyMakeBorder(colour, pad_top, 0, pad_left, 0, cv2.BORDER_CONSTANT, value=0)
             mask = cv2.copyMakeBorder(mask.view(np.uint8), pad_top, 0, pad_left, 0, cv2.BORDER_CONSTANT,
@@ -106,16 +107,17 @@ def _push_pull(colour: np.ndarray, mask: np.ndarray, top: bool = False, left: bo
     coarser estimate by known coverage. Returns the whole box; only its masked pixels matter."""
     values = _channels(colour)
     known = ~mask
+    levels: list[tuple[np.ndarray, np.ndarray]]  # pyramid levels 1, 2, …
     if values.dtype == np.uint8:  # level 1 straight from 16-bit integers: no full-size float arrays
         weight = known.astype(np.uint16)
         weight <<= 8
         down = _channels(cv2.pyrDown(values * weight[:, :, None]))  # premultiplied, in one pass
-        levels = [(None, known), (down.astype(np.float32) / 256, cv2.pyrDown(weight).astype(np.float32) / 256)]
+        levels = [(down.astype(np.float32) / 256, cv2.pyrDown(weight).astype(np.float32) / 256)]
         del weight, down
     else:
         weight = known.astype(np.float32)
         level0 = (values.astype(np.float32) * weight[:, :, None], weight)
-        levels = [(None, known), (_channels(cv2.pyrDown(level0[0])), cv2.pyrDown(level0[1]))]
+        levels = [(_channels(cv2.pyrDown(level0[0])), cv2.pyrDown(level0[1]))]
     while min(levels[-1][1].shape) > 1 and levels[-1][1].min() <= 0:
         v, w = levels[-1]
         levels.append((_channels(cv2.pyrDown(v)), cv2.pyrDown(w)))
@@ -123,7 +125,7 @@ def _push_pull(colour: np.ndarray, mask: np.ndarray, top: bool = False, left: bo
     estimate = v / np.maximum(w, 1e-12)[:, :, None]
     if w.min() <= 0:  # the region has (almost) no context even at the coarsest level
         estimate[w <= 0] = values[known].mean(axis=0)
-    for v, w in reversed(levels[1:-1]):
+    for v, w in reversed(levels[:-1]):
         up = _channels(cv2.pyrUp(estimate, dstsize=(w.shape[1], w.shape[0])))
         confidence = np.minimum(w, 1.0)[:, :, None]
         estimate = confidence * (v / np.maximum(w, 1e-12)[:, :, None]) + (1 - confidence) * up
@@ -153,7 +155,7 @@ def _groups(mask: np.ndarray, join: int, margin: int, grow: bool) -> list[tuple[
     n, labels, _, _ = cv2.connectedComponentsWithStats(near, connectivity=8)
     labels[blocks == 0] = 0
     ys, xs = np.nonzero(labels)
-    owner = labels[ys, xs]
+    owner: np.ndarray = labels[ys, xs]
     top, left = np.full(n, hb), np.full(n, wb)
     bottom, right = np.zeros(n, int), np.zeros(n, int)
     np.minimum.at(top, owner, ys)

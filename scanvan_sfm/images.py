@@ -58,9 +58,8 @@ def _read_jpeg(path: Path) -> Picture:
         with Image.open(path) as img:
             img.load()
             metadata = {k: img.info[k] for k in ("exif", "xmp", "icc_profile") if img.info.get(k)}
-            if img.mode not in ("RGB", "L"):
-                img = img.convert("RGB")
-            return Picture(np.asarray(img), metadata)
+            pixels = img if img.mode in ("RGB", "L") else img.convert("RGB")
+            return Picture(np.asarray(pixels), metadata)
     except (OSError, UnidentifiedImageError, SyntaxError) as exc:
         raise ImageError(f"{path}: unreadable or truncated image ({exc})") from None
 
@@ -107,3 +106,11 @@ def write_mask(path: str | Path, mask: np.ndarray, original_convention: bool = F
         write_image(path, Picture(np.repeat(gray[:, :, None], 3, axis=2)))
     else:
         write_image(path, Picture(mask.astype(np.uint8) * 255))
+
+
+def output_suffix(source: str, out_format: str) -> str:
+    """The published image's extension: the source's (``same``) or the chosen format's."""
+    suffix = Path(source).suffix if out_format == "same" else f".{out_format.lstrip('.')}"
+    if suffix.lower() not in IMAGE_SUFFIXES:
+        raise ImageError(f"unknown output format {out_format!r}")
+    return suffix

@@ -8,16 +8,11 @@ from pathlib import Path
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
-from ..errors import InputError
+from ..errors import InputError, error_place
 from ..sfm import SfMData
 from .models import Category, FeedEntry, Report, ReportIn
 
 _FEED = TypeAdapter(list[FeedEntry])
-
-
-def error_place(error: dict) -> str:
-    """A pydantic error location as a JSON path: ``[3].pitchYawOrders[1].pitch``."""
-    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]).lstrip(".")
 
 
 def read_feed(path: Path) -> list[FeedEntry]:
@@ -31,7 +26,7 @@ def read_feed(path: Path) -> list[FeedEntry]:
         return _FEED.validate_python(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise InputError(f"{path}: {error_place(first) or '$'}: {first['msg']}") from None
+        raise InputError(f"{path}: {error_place(first['loc']).lstrip('.') or '$'}: {first['msg']}") from None
 
 
 def feed_reports(path: Path, scene: SfMData) -> list[tuple[ReportIn, str]]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..dataset import Region
 from ..sfm import SfMData
 from ..sfm.cameras import bearings, camera_to_world, project, world_to_camera
 from ..sfm.models import Spherical
@@ -23,21 +24,6 @@ NEAREST_LANDMARKS = 10     # the landmarks whose depth the rays take
 MARGIN_SCALE = 0.25        # hull margin = this × the polygon's angular radius, in the view's pixels
 MIN_MARGIN_PX = 8
 EDGE_STEPS = 8             # points per polygon edge when casting rays (edges are arcs)
-
-
-@dataclass
-class Region:
-    """An area of one view's mask layer derived from a report."""
-
-    view_id: int
-    kind: str                                  # "report", "landmarks" or "rays"
-    angles: list[list[float]] | None = None    # spherical polygon (pitch, yaw): panoramas
-    pixels: list[list[float]] | None = None    # pixel polygon (x may run past the seam)
-    margin: int = 0                            # pixels, grown around ``pixels``
-    landmarks: int = 0                         # how many landmarks it rests on
-
-    def as_dict(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if v is not None}
 
 
 @dataclass
@@ -84,12 +70,12 @@ def _hulls(scene: SfMData, view_id: int, landmarks: np.ndarray, owner: np.ndarra
         if len(points) == 0:
             continue
         intrinsic = scene.intrinsics[view.id_intrinsic]
-        spherical = isinstance(intrinsic, Spherical)
-        if spherical:
+        if isinstance(intrinsic, Spherical):
             points = _unwrap(points, view.width)
-        margin = max(MIN_MARGIN_PX, int(np.ceil(MARGIN_SCALE * radius * view.width / (2 * np.pi)))) if spherical \
-            else max(MIN_MARGIN_PX, int(np.ceil(MARGIN_SCALE * np.tan(radius) * intrinsic.focal_length)))
-        regions.append(Region(other, "landmarks", pixels=_hull(points).tolist(), margin=margin,
+            margin = max(MIN_MARGIN_PX, int(np.ceil(MARGIN_SCALE * radius * view.width / (2 * np.pi))))
+        else:
+            margin = max(MIN_MARGIN_PX, int(np.ceil(MARGIN_SCALE * np.tan(radius) * intrinsic.focal_length)))
+        regions.append(Region(view_id=other, kind="landmarks", pixels=_hull(points).tolist(), margin=margin,
                               landmarks=len(np.unique(owner[seen]))))
     return regions
 
@@ -134,13 +120,13 @@ def _rays(scene: SfMData, view_id: int, polygon: np.ndarray, owner: np.ndarray, 
         other_intrinsic, other_pose = scene.intrinsics[other_view.id_intrinsic], scene.extrinsics[other_view.id_pose]
         if isinstance(other_intrinsic, Spherical):
             xy = project(other_intrinsic, other_pose, points)
-            regions.append(Region(other, "rays", angles=pixels_to_angles(xy, other_view.width,
+            regions.append(Region(view_id=other, kind="rays", angles=pixels_to_angles(xy, other_view.width,
                                                                           other_view.height).tolist()))
         else:
             front = world_to_camera(other_pose, points)[:, 2] > 0
             if front.sum() >= 3:
                 xy = project(other_intrinsic, other_pose, points[front])
-                regions.append(Region(other, "rays", pixels=_hull(xy).tolist(), margin=MIN_MARGIN_PX))
+                regions.append(Region(view_id=other, kind="rays", pixels=_hull(xy).tolist(), margin=MIN_MARGIN_PX))
     return regions
 
 

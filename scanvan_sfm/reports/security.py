@@ -194,7 +194,9 @@ class ModeratorToken:
         self._token = check_token(token, "the moderator token").encode() if token else None
 
     def check(self, presented: str | None) -> bool:
-        return bool(self._token and presented) and hmac.compare_digest(_utf8(presented), self._token)
+        if not self._token or not presented:
+            return False
+        return hmac.compare_digest(_utf8(presented), self._token)
 
 
 @dataclass(frozen=True)
@@ -206,7 +208,9 @@ class Session:
     expires: float = 0.0  # time.monotonic()
 
     def has_csrf(self, presented: str | None) -> bool:
-        return bool(presented) and hmac.compare_digest(_utf8(presented), self.csrf.encode())
+        if not presented:
+            return False
+        return hmac.compare_digest(_utf8(presented), self.csrf.encode())
 
 
 class Sessions:
@@ -287,13 +291,13 @@ class GuardedH11Protocol(H11Protocol):
             self._header_timer = None
 
     def _crowded(self) -> bool:
-        if self.client_key is None or self._from_trusted_proxy():
+        if not self.client or self._from_trusted_proxy(self.client[0]):
             return False
         same = sum(1 for c in self.connections if getattr(c, "client_key", None) == self.client_key)
         return same > MAX_CONNECTIONS_PER_CLIENT
 
-    def _from_trusted_proxy(self) -> bool:
-        address = ipaddress.ip_address(self.client[0].split("%")[0])
+    def _from_trusted_proxy(self, host: str) -> bool:
+        address = ipaddress.ip_address(host.split("%")[0])
         return self.config.proxy_headers and any(address in ipaddress.ip_network(network)
                                                  for network in self.config.forwarded_allow_ips)
 

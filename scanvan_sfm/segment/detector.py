@@ -70,9 +70,10 @@ class TiledDetector:
                                                 interpolation=cv2.INTER_AREA)
             for x0, y0, x1, y1, score, coco in self.detect(view.render(scaled[view.scale], self.input_size)):
                 box = _clip(view.to_image(np.array([x0, y0, x1, y1])), width, height, panorama)
-                if box[2] > box[0] and box[3] > box[1]:
+                left, top, right, bottom = map(float, box)
+                if right > left and bottom > top:
                     cls, label = COCO_KEPT[int(coco)]
-                    detections.append(Detection(*map(float, box), float(score), cls, label,
+                    detections.append(Detection(left, top, right, bottom, float(score), cls, label,
                                                 float(self._threshold[int(coco)])))
         detections = [d for d in detections if not _camera_car(d, width, panorama, camera)]
         # the maps take every box (a suppressed duplicate may still cover more); the list is merged

@@ -71,8 +71,9 @@ def install_models(folder: Path | None = None) -> Path:
         staging.mkdir()
         with tarfile.open(tarballs[0]) as tar:
             for member in tar.getmembers():
-                if member.name in wanted and member.isfile():
-                    (staging / Path(member.name).name).write_bytes(tar.extractfile(member).read())
+                source = tar.extractfile(member) if member.name in wanted and member.isfile() else None
+                if source is not None:
+                    (staging / Path(member.name).name).write_bytes(source.read())
         for name in MODELS:
             check_model(name, staging)
         folder.mkdir(parents=True, exist_ok=True)

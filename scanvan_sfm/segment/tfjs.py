@@ -38,11 +38,11 @@ class TfjsGraphModel:
         self.outputs = list(spec["signature"]["outputs"])
         self._tf = tf
 
-        def run(*inputs):
+        def run():
             tf.graph_util.import_graph_def(graph_def, name="")
-            return None
 
-        wrapped = tf.compat.v1.wrap_function(run, [tf.TensorSpec(None, tf.float32)] * 0)
+        # Traced with no arguments: the graph's own input placeholders are fed through ``prune``.
+        wrapped = tf.compat.v1.wrap_function(run, signature=[])
         graph = wrapped.graph
         names = lambda keys: [k if ":" in k else f"{k}:0" for k in keys]  # noqa: E731
         self._fn = wrapped.prune([graph.get_tensor_by_name(n) for n in names(self.inputs)],
@@ -64,7 +64,7 @@ def _single_threaded(tf) -> None:
 
 def _weights(spec: dict, folder: Path) -> dict[str, np.ndarray]:
     """Every weight of the manifest, dequantized, by name."""
-    weights = {}
+    weights: dict[str, np.ndarray] = {}
     for group in spec["weightsManifest"]:
         data = b"".join((folder / p).read_bytes() for p in group["paths"])
         offset = 0
@@ -90,7 +90,7 @@ def _graph_def(spec: dict, folder: Path):
 
     graph_def = json_format.ParseDict(spec["modelTopology"], tf.compat.v1.GraphDef())
     weights = _weights(spec, folder)
-    nodes = []
+    nodes: list = []
     for node in graph_def.node:
         if node.op == "Const" and node.name in weights:
             # TF.js keeps int64 constants as int32: give each its node's declared type back

@@ -1,8 +1,21 @@
 """openMVG scenes: models, JSON and ``.bin`` I/O, camera models, validation."""
 
 from .io import Parts, convert_scene, read_scene, select_parts, write_scene
-from .models import (UNDEFINED_ID, Fisheye, Landmarks, Pinhole, PinholeBrownT2, PinholeRadialK1,
-                     PinholeRadialK3, Pose, SfMData, Spherical, View, ViewPriors, is_panorama)
+from .models import (
+    UNDEFINED_ID,
+    Fisheye,
+    Landmarks,
+    Pinhole,
+    PinholeBrownT2,
+    PinholeRadialK1,
+    PinholeRadialK3,
+    Pose,
+    SfMData,
+    Spherical,
+    View,
+    ViewPriors,
+    is_panorama,
+)
 from .validate import Problem, validate_scene
 
 __all__ = [

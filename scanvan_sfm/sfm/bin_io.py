@@ -8,19 +8,36 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable
 
 import numpy as np
 
 from ..atomic import atomic_output
 from ..errors import SceneFormatError
 from . import landmarks_bin as lb
-from .convert import (VIEW_TYPES, check_finite, check_version, distortion_field, intrinsic_from_data,
-                      pose_from_data, view_from_data)
-from .models import (DISTORTION_FIELD, INTRINSIC_TYPES, Landmarks, Pinhole, Pose, SfMData,
-                     Spherical, View, ViewPriors, _Intrinsic)
+from .convert import (
+    VIEW_TYPES,
+    check_finite,
+    check_version,
+    distortion_field,
+    intrinsic_from_data,
+    pose_from_data,
+    view_from_data,
+)
+from .models import (
+    DISTORTION_FIELD,
+    INTRINSIC_TYPES,
+    Landmarks,
+    Pinhole,
+    Pose,
+    SfMData,
+    Spherical,
+    View,
+    ViewPriors,
+    _Intrinsic,
+)
 from .polymorphic import MSB, PolymorphicReader, PolymorphicWriter
 
 _DISTORTION_LENGTH = {"disto_k1": 1, "disto_k3": 3, "disto_t2": 5, "fisheye": 4}
@@ -50,7 +67,7 @@ class _Cursor:
         size = struct.calcsize(fmt)
         if self.pos + size > len(self.buf):
             raise self.fail("unexpected end of file")
-        value = struct.unpack_from("<" + fmt, self.buf, self.pos)
+        value = struct.unpack_from("<" + fmt, self.buf.data, self.pos)
         self.pos += size
         return value[0] if len(value) == 1 else list(value)
 
@@ -271,7 +288,7 @@ def write_bin(scene: SfMData, path: str | Path) -> None:
         for lm in (scene.structure, scene.control_points):
             buf = np.empty(lb.map_bytes(len(lm), lm.n_observations), np.uint8)
             lb.write_landmarks(buf, lm.ids, lm.X, lm.obs_offsets, lm.obs_view, lm.obs_feat, lm.obs_xy)
-            f.write(memoryview(buf))
+            f.write(buf.data)
 
 
 def _write_pointer(out: _Out, poly: PolymorphicWriter, obj: Any, name: str | None, write_data) -> None:

@@ -1,15 +1,14 @@
 """Plain-Python values (as parsed from JSON or read from bin) ↔ scene models, with error places."""
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable
 
 from pydantic import BaseModel, ValidationError
 
-from ..errors import InputError, SceneFormatError
-from .models import (DISTORTION_FIELD, INTRINSIC_TYPES, Pinhole, Pose, SfMData, Spherical, View,
-                     ViewPriors)
+from ..errors import InputError, SceneFormatError, error_place
+from .models import DISTORTION_FIELD, INTRINSIC_TYPES, Pinhole, Pose, SfMData, Spherical, View, ViewPriors
 
 VIEW_TYPES: dict[str | None, type[View]] = {None: View, "view_priors": ViewPriors}
 #: Dotted integers; a part longer than 9 digits is not a version (and would not fit ``int``'s limits).
@@ -38,8 +37,7 @@ def validated(model: type[BaseModel], data: Any, file: str, where: str) -> Any:
         return model.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        path = where + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
-        raise SceneFormatError(file, path, err["msg"]) from None
+        raise SceneFormatError(file, where + error_place(err["loc"]), err["msg"]) from None
 
 
 def view_from_data(name: str | None, data: Any, file: str, where: str) -> View:

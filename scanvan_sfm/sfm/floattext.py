@@ -122,7 +122,7 @@ def _grisu2(value_bits, buf):
     shift = 0
     while (vf << _U64(shift)) & (_U64(1) << _U64(63)) == _U64(0):
         shift += 1
-    wf, we = _mul(vf << _U64(shift), ve - shift, cf, ce)
+    wf, _ = _mul(vf << _U64(shift), ve - shift, cf, ce)
     wpf, wpe = _mul(pf, pe, cf, ce)
     wmf, _ = _mul(mf, pe, cf, ce)
     wmf += _U64(1)
@@ -186,7 +186,8 @@ def _write_exponent(out, pos, k):
 
 
 @numba.njit(cache=True)
-def _put(out, pos, text):
+def write_bytes(out, pos, text):
+    """Copy the bytes ``text`` to ``out[pos:]``; return the new position."""
     for i in range(len(text)):
         out[pos + i] = text[i]
     return pos + len(text)
@@ -207,16 +208,22 @@ def write_double(out, pos, value, digits):
     cast.view(np.float64)[0] = value
     bits = cast.view(np.uint64)[0]
     if value != value:
-        return _put(out, pos, _NAN)
+        return write_bytes(out, pos, _NAN)
     if bits >> _U64(63):
         out[pos] = 45
         pos += 1
         bits &= ~(_U64(1) << _U64(63))
     if bits == _U64(0):
-        return _put(out, pos, _ZERO)
+        return write_bytes(out, pos, _ZERO)
     if bits == _U64(0x7FF0000000000000):
-        return _put(out, pos, _INF)
+        return write_bytes(out, pos, _INF)
     length, k = _grisu2(bits, digits)
+    return _prettify(out, pos, digits, length, k)
+
+
+@numba.njit(cache=True)
+def _prettify(out, pos, digits, length, k):
+    """The digits ``digits[:length]`` × 10^k in rapidjson's layout; returns the new position."""
     kk = length + k
     if k >= 0 and kk <= 21:  # 1234e7 -> 12340000000.0
         for i in range(length):

@@ -8,6 +8,7 @@ Writing reproduces openMVG's bytes: 4-space layout, Grisu2 doubles, cereal's id 
 from __future__ import annotations
 
 import json
+from io import BufferedIOBase
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -18,8 +19,15 @@ import orjson
 from ..atomic import atomic_output
 from ..errors import SceneFormatError
 from . import landmarks_json as lj
-from .convert import (check_finite, check_version, intrinsic_from_data, intrinsic_to_data, pose_from_data,
-                      view_from_data, view_to_data)
+from .convert import (
+    check_finite,
+    check_version,
+    intrinsic_from_data,
+    intrinsic_to_data,
+    pose_from_data,
+    view_from_data,
+    view_to_data,
+)
 from .floattext import MAX_DOUBLE_TEXT, format_double
 from .models import Landmarks, SfMData, View, _Intrinsic
 from .polymorphic import MSB, PolymorphicReader, PolymorphicWriter
@@ -75,7 +83,7 @@ def _read_generic(path: Path, structure: bool) -> tuple[dict, dict[str, Landmark
 class _Scanner:
     """Streams one JSON document through a sliding buffer."""
 
-    def __init__(self, f: BinaryIO, path: Path, structure: bool):
+    def __init__(self, f: BufferedIOBase, path: Path, structure: bool):
         self.f, self.path, self.structure = f, path, structure
         self.buf = np.empty(CHUNK_BYTES, np.uint8)
         self.pos = self.end = 0
@@ -92,7 +100,7 @@ class _Scanner:
             self.buf[:keep] = self.buf[self.pos:self.end]
         self.offset += self.pos
         self.pos, self.end = 0, keep
-        n = self.f.readinto(memoryview(self.buf)[keep:])
+        n = self.f.readinto(self.buf.data[keep:])
         self.end += n
         self.eof = n == 0
 
@@ -161,7 +169,7 @@ class _Scanner:
             if self.eof:
                 return head, maps
             self.offset, self.pos, self.end = self.offset + self.end, 0, 0
-            self.end = self.f.readinto(memoryview(self.buf))
+            self.end = self.f.readinto(self.buf.data)
             self.eof = self.end == 0
 
     def _landmarks(self, name: str) -> Landmarks:
@@ -470,7 +478,7 @@ def _write_landmarks(f: BinaryIO, lm: Landmarks) -> None:
             out = np.empty(need, np.uint8)
         size, start = lj.write_landmarks(out, lm.ids, lm.X, offsets, lm.obs_view, lm.obs_feat,
                                          lm.obs_xy, start, 8)
-        f.write(memoryview(out)[:size])
+        f.write(out.data[:size])
     f.write(b"\n    ]")
 
 

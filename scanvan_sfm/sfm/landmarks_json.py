@@ -8,7 +8,7 @@ the JSON grammar here and converted to doubles by numpy, which rounds correctly.
 import numba
 import numpy as np
 
-from .floattext import MAX_DOUBLE_TEXT, write_double
+from .floattext import MAX_DOUBLE_TEXT, write_bytes, write_double
 
 NEED_MORE = -1
 BAD = -2
@@ -78,6 +78,26 @@ def _digits(buf, pos, end):
 
 
 @numba.njit(cache=True)
+def _unsigned_number(buf, pos, end):
+    """Past a JSON number's digits, fraction and exponent; BAD or NEED_MORE where they break off."""
+    pos, n = _digits(buf, pos, end)
+    if n == 0 or (n > 1 and buf[pos - n] == 48):
+        return BAD if pos < end else NEED_MORE
+    if pos < end and buf[pos] == 46:
+        pos, n = _digits(buf, pos + 1, end)
+        if n == 0:
+            return BAD if pos < end else NEED_MORE
+    if pos < end and (buf[pos] == 101 or buf[pos] == 69):
+        pos += 1
+        if pos < end and (buf[pos] == 43 or buf[pos] == 45):
+            pos += 1
+        pos, n = _digits(buf, pos, end)
+        if n == 0:
+            return BAD if pos < end else NEED_MORE
+    return pos
+
+
+@numba.njit(cache=True)
 def _number(buf, pos, end, tok, row):
     """Check one JSON number (or NaN/Infinity, refused once converted) and copy its text to tok[row]."""
     pos = _ws(buf, pos, end)
@@ -88,20 +108,9 @@ def _number(buf, pos, end, tok, row):
         while pos < end and (65 <= buf[pos] <= 90 or 97 <= buf[pos] <= 122):
             pos += 1
     else:
-        pos, n = _digits(buf, pos, end)
-        if n == 0 or (n > 1 and buf[pos - n] == 48):
-            return BAD if pos < end else NEED_MORE
-        if pos < end and buf[pos] == 46:
-            pos, n = _digits(buf, pos + 1, end)
-            if n == 0:
-                return BAD if pos < end else NEED_MORE
-        if pos < end and (buf[pos] == 101 or buf[pos] == 69):
-            pos += 1
-            if pos < end and (buf[pos] == 43 or buf[pos] == 45):
-                pos += 1
-            pos, n = _digits(buf, pos, end)
-            if n == 0:
-                return BAD if pos < end else NEED_MORE
+        pos = _unsigned_number(buf, pos, end)
+        if pos < 0:
+            return pos
     if pos >= end:
         return NEED_MORE
     length = pos - start
@@ -175,6 +184,33 @@ def _observation(buf, pos, end, obs_view, obs_feat, xy_tok, k):
 
 
 @numba.njit(cache=True)
+def _observations(buf, pos, end, obs_view, obs_feat, xy_tok, k):
+    """The observations of an array whose ``[`` is read, stored from index ``k``; returns (pos,
+    observations read), or (NEED_MORE, -1) when the arrays have no room for them."""
+    n = 0
+    pos = _ws(buf, pos, end)
+    if pos >= end:
+        return NEED_MORE, 0
+    if buf[pos] == 93:
+        return pos + 1, 0
+    while True:
+        if k + n >= len(obs_view):
+            return NEED_MORE, -1
+        pos = _observation(buf, pos, end, obs_view, obs_feat, xy_tok, k + n)
+        if pos < 0:
+            return pos, 0
+        n += 1
+        pos = _ws(buf, pos, end)
+        if pos >= end:
+            return NEED_MORE, 0
+        if buf[pos] == 93:
+            return pos + 1, n
+        if buf[pos] != 44:
+            return BAD, 0
+        pos += 1
+
+
+@numba.njit(cache=True)
 def _landmark(buf, pos, end, ids, x_tok, counts, obs_view, obs_feat, xy_tok, i, k):
     """One map entry; returns (pos, observations written)."""
     pos, ids[i] = _entry_open(buf, pos, end)
@@ -190,29 +226,9 @@ def _landmark(buf, pos, end, ids, x_tok, counts, obs_view, obs_feat, xy_tok, i, 
         pos = _char(buf, pos, end, 91)
     if pos < 0:
         return pos, 0
-    n = 0
-    pos = _ws(buf, pos, end)
-    if pos >= end:
-        return NEED_MORE, 0
-    if buf[pos] == 93:
-        pos += 1
-    else:
-        while True:
-            if k + n >= len(obs_view):
-                return NEED_MORE, -1
-            pos = _observation(buf, pos, end, obs_view, obs_feat, xy_tok, k + n)
-            if pos < 0:
-                return pos, 0
-            n += 1
-            pos = _ws(buf, pos, end)
-            if pos >= end:
-                return NEED_MORE, 0
-            if buf[pos] == 93:
-                pos += 1
-                break
-            if buf[pos] != 44:
-                return BAD, 0
-            pos += 1
+    pos, n = _observations(buf, pos, end, obs_view, obs_feat, xy_tok, k)
+    if pos < 0:
+        return pos, n
     counts[i] = n
     return _entry_close(buf, pos, end), n
 
@@ -264,13 +280,6 @@ def _indent(out, pos, n):
 
 
 @numba.njit(cache=True)
-def _put(out, pos, text):
-    for i in range(len(text)):
-        out[pos + i] = text[i]
-    return pos + len(text)
-
-
-@numba.njit(cache=True)
 def _write_uint(out, pos, value):
     digits = 1
     v = value
@@ -312,11 +321,11 @@ def _write_entry_open(out, pos, indent, key):
     """``{"key": N, "value": {`` laid out as openMVG does, the entry at ``indent``."""
     out[pos] = 123
     pos = _indent(out, pos + 1, indent + 4)
-    pos = _put(out, pos, _KEY_OPEN)
+    pos = write_bytes(out, pos, _KEY_OPEN)
     pos = _write_uint(out, pos, key)
     out[pos] = 44
     pos = _indent(out, pos + 1, indent + 4)
-    return _put(out, pos, _VALUE_OPEN)
+    return write_bytes(out, pos, _VALUE_OPEN)
 
 
 @numba.njit(cache=True)
@@ -345,12 +354,12 @@ def write_landmarks(out, ids, X, offsets, obs_view, obs_feat, xy, start, indent)
         pos = _indent(out, pos, indent)
         pos = _write_entry_open(out, pos, indent, ids[i])
         pos = _indent(out, pos, indent + 8)
-        pos = _put(out, pos, _X_OPEN)
+        pos = write_bytes(out, pos, _X_OPEN)
         pos = _write_doubles(out, pos, X[i], indent + 12, scratch)
         out[pos] = 93
         out[pos + 1] = 44
         pos = _indent(out, pos + 2, indent + 8)
-        pos = _put(out, pos, _OBS_OPEN)
+        pos = write_bytes(out, pos, _OBS_OPEN)
         for k in range(offsets[i], offsets[i + 1]):
             if k > offsets[i]:
                 out[pos] = 44
@@ -358,11 +367,11 @@ def write_landmarks(out, ids, X, offsets, obs_view, obs_feat, xy, start, indent)
             pos = _indent(out, pos, indent + 12)
             pos = _write_entry_open(out, pos, indent + 12, obs_view[k])
             pos = _indent(out, pos, indent + 20)
-            pos = _put(out, pos, _ID_FEAT_OPEN)
+            pos = write_bytes(out, pos, _ID_FEAT_OPEN)
             pos = _write_uint(out, pos, obs_feat[k])
             out[pos] = 44
             pos = _indent(out, pos + 1, indent + 20)
-            pos = _put(out, pos, _XY_OPEN)
+            pos = write_bytes(out, pos, _XY_OPEN)
             pos = _write_doubles(out, pos, xy[k], indent + 24, scratch)
             out[pos] = 93
             pos = _write_entry_close(out, pos + 1, indent + 12)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Annotated, ClassVar, Literal
@@ -284,5 +285,5 @@ def _non_finite_field(value: object, where: str) -> str | None:
     return next((place for w, v in items if (place := _non_finite_field(v, w)) is not None), None)
 
 
-def _by_id(items: dict[int, BaseModel]) -> dict[int, tuple]:
+def _by_id(items: Mapping[int, BaseModel]) -> dict[int, tuple]:
     return {k: (type(v).__name__, repr(v.model_dump())) for k, v in items.items()}

@@ -4,8 +4,8 @@ One type-name table and one pointer table per file, counters from 1; a first occ
 bit 31 set (and carries the name or the data), later ones refer back by number.
 """
 
-from typing import TypeVar
 from collections.abc import Callable
+from typing import TypeVar
 
 MSB = 0x80000000
 EXACT_TYPE = 0x40000000  # the pointee is exactly the declared type: a plain View
@@ -31,16 +31,16 @@ class PolymorphicReader:
             raise self._fail(where, f"polymorphic_id {pid} refers to no type named before it")
         return self._names[pid]
 
-    def pointee(self, ptr_id: int, build: Callable[[], T], kind: type, where: str) -> T:
+    def pointee(self, ptr_id: int, build: Callable[[], T], kind: type[T], where: str) -> T:
         """The object of a first occurrence (built now) or of a back-reference."""
         if ptr_id & MSB:
-            obj = build()
-            self._objects[ptr_id & ~MSB] = obj
-            return obj
+            built = build()
+            self._objects[ptr_id & ~MSB] = built
+            return built
         obj = self._objects.get(ptr_id)
         if not isinstance(obj, kind):
             raise self._fail(where, f"pointer id {ptr_id} refers to no {kind.__name__} read before it")
-        return obj  # type: ignore[return-value]
+        return obj
 
 
 class PolymorphicWriter:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from pydantic import BaseModel
+
 from .models import INTRINSIC_TYPES, UNDEFINED_ID, Pose, Spherical, View, ViewPriors
 
 UINT = {"type": "integer", "minimum": 0, "maximum": UNDEFINED_ID}
@@ -40,7 +42,7 @@ def _pointer(data: dict[str | None, dict]) -> dict:
     }, ["polymorphic_id", "ptr_wrapper"])
 
 
-def _model(cls: type, drop: tuple[str, ...] = ()) -> dict:
+def _model(cls: type[BaseModel], drop: tuple[str, ...] = ()) -> dict:
     schema = cls.model_json_schema()
     for name in drop:
         schema["properties"].pop(name, None)
@@ -49,7 +51,7 @@ def _model(cls: type, drop: tuple[str, ...] = ()) -> dict:
 
 
 def scene_json_schema() -> dict:
-    intrinsic_data = {name: _model(cls, ("type",)) for name, cls in INTRINSIC_TYPES.items()}
+    intrinsic_data: dict[str | None, dict] = {name: _model(cls, ("type",)) for name, cls in INTRINSIC_TYPES.items()}
     intrinsic_data["spherical"] = _object({"value0": _model(Spherical, ("type",))})
     landmark = _object({
         "X": _array({"type": "number"}, 3),

@@ -28,6 +28,7 @@ def synthetic_scene(n_views: int = 20, n_landmarks: int = 1000, *, camera: str =
                     root_path: str = "images") -> SfMData:
     """A posed scene: ``camera`` is ``spherical`` or ``pinhole`` (radial K3)."""
     rng = np.random.default_rng(seed)
+    intrinsic: Spherical | PinholeRadialK3
     if camera == "spherical":
         intrinsic = Spherical(width=width, height=height)
     else:
