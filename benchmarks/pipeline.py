@@ -19,7 +19,8 @@ from pathlib import Path
 import cv2
 
 from scanvan_sfm.images import Picture, read_image, write_image
-from scanvan_sfm.pipeline import STAGES, Settings, anonymize
+from scanvan_sfm.pipeline import STAGES, anonymize
+from scanvan_sfm.settings import Settings
 from scanvan_sfm.sfm.io import write_scene
 from scanvan_sfm.sfm.synthetic import synthetic_scene
 

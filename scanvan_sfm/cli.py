@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import unicodedata
-from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
@@ -16,15 +16,18 @@ from rich.table import Table
 from rich.text import Text
 
 from . import guard, steps
-from .batch import Timer, run_batch, summarize
 from .camera_blur import CameraMasks
-from .dataset import MainFolder
+from .dataset import FEATURE_MASK_LAYOUTS, Dataset, sha256_file
 from .errors import InputError
-from .masks import FEATURE_MASK_LAYOUTS, GuardedSettings, check_layouts
+from .masks import GuardedSettings
+from .pipeline import anonymize
+from .runner import run_each
+from .settings import Settings
 from .sfm import Parts, convert_scene, read_scene, validate_scene
-from .sfm.bin_io import read_bin_counts
 from .sfm.io import images_root
+from .sfm.io import scene_info as scene_info_counts
 from .sfm.validate import path_warnings
+from .summary import progress_bar, summarize_anonymize, summarize_apply, summarize_items
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Anonymize the panoramas of an openMVG reconstruction.")
@@ -33,6 +36,7 @@ app.add_typer(scene_app, name="scene")
 out = Console()
 err = Console(stderr=True)
 
+DEFAULTS = Settings()
 SceneFile = Annotated[Path, typer.Argument(help="sfm_data .json or .bin", show_default=False)]
 
 
@@ -40,23 +44,7 @@ SceneFile = Annotated[Path, typer.Argument(help="sfm_data .json or .bin", show_d
 def scene_info(file: SceneFile,
                as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """Counts of views, reconstructed views, intrinsics, poses, landmarks, observations."""
-    if file.suffix == ".bin":
-        scene, counts = read_bin_counts(file)
-    else:
-        scene = read_scene(file)
-        counts = {name: len(getattr(scene, name)) for name in ("structure", "control_points")}
-        counts |= {f"{name}_observations": getattr(scene, name).n_observations
-                   for name in ("structure", "control_points")}
-    unposed = [k for k, v in scene.views.items() if not scene.is_reconstructed(v)]
-    info = {
-        "file": str(file), "version": scene.version, "root_path": scene.root_path,
-        "views": len(scene.views), "reconstructed_views": len(scene.views) - len(unposed),
-        "unreconstructed_view_ids": unposed,
-        "intrinsics": dict(Counter(i.type for i in scene.intrinsics.values())),
-        "poses": len(scene.extrinsics),
-        "landmarks": counts["structure"], "observations": counts["structure_observations"],
-        "control_points": counts["control_points"],
-    }
+    info = scene_info_counts(file)
     if as_json:
         sys.stdout.write(orjson.dumps(info, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
@@ -122,20 +110,26 @@ Folder = Annotated[Path, typer.Argument(help="main folder: images/ and anonymiza
 Workers = Annotated[int | None, typer.Option(help="Images processed at once (default: all cores).")]
 
 
-def _run_step(title: str, folder: MainFolder, work, workers: int | None) -> None:
+def _run_step(title: str, dataset: Dataset, work, workers: int | None) -> None:
     """One step over every image of the folder, then the summary; exit 1 if any image failed."""
-    images = folder.images()
-    guard.protect((folder.source(rel) for rel in images), [folder.images_dir]).check(folder.anonymization)
-    colliding = folder.colliding(images)
+    images = dataset.images()
+    guard.protect((dataset.source(rel) for rel in images), [dataset.images_dir]).check(dataset.anonymization)
+    colliding = dataset.colliding(images)
 
     def guarded(rel: str):
         if rel in colliding:
-            raise InputError(f"{folder.source(rel)}: another image has the same name but another extension")
+            raise InputError(f"{dataset.source(rel)}: another image has the same name but another extension")
         return work(rel)
 
-    with Timer() as timer:
-        outcomes = run_batch(title, images, guarded, workers)
-    raise typer.Exit(summarize(title, outcomes, timer.seconds, {"masked": "mean masked"}))
+    started, finished = time.perf_counter(), 0
+    with progress_bar(title, len(images)) as update:
+        def advance(outcome) -> None:
+            nonlocal finished
+            finished += 1
+            update(finished, len(images))
+
+        outcomes = run_each(images, guarded, workers, on_outcome=advance)
+    raise typer.Exit(summarize_items(title, outcomes, time.perf_counter() - started, {"masked": "mean masked"}))
 
 
 @app.command("anonymize")
@@ -145,11 +139,11 @@ def anonymize_command(
         "--images-root", help="Folder of the images (overrides the scene's root_path).")] = None,
     out: Annotated[Path | None, typer.Option(
         help="Main folder for the outputs (default: beside the scene).")] = None,
-    model: Annotated[str, typer.Option(help="nanodet (default), centernet or dhsegment.")] = "nanodet",
+    model: Annotated[str, typer.Option(help="nanodet (default), centernet or dhsegment.")] = DEFAULTS.model,
     model_dir: Annotated[Path | None, typer.Option(help="Model files (default: the installed cache).")] = None,
-    fill_mode: Annotated[str, typer.Option("--fill", help="fast (default) or telea (the original).")] = "fast",
-    out_format: Annotated[str, typer.Option("--format", help="same (default), jpg, png or tif.")] = "same",
-    mask_mode: Annotated[str, typer.Option(help="guarded (default) or seed (the original).")] = "guarded",
+    fill_mode: Annotated[str, typer.Option("--fill", help="fast (default) or telea (the original).")] = DEFAULTS.fill,
+    out_format: Annotated[str, typer.Option("--format", help="same (default), jpg, png or tif.")] = DEFAULTS.out_format,
+    mask_mode: Annotated[str, typer.Option(help="guarded (default) or seed (the original).")] = DEFAULTS.mask_mode,
     camera_mask: Annotated[Path | None, typer.Option(help="Static camera/car mask (white = scene).")] = None,
     feature_masks: Annotated[
         list[str], typer.Option(help=f"Also write masks for: {', '.join(FEATURE_MASK_LAYOUTS)}.")] = [],  # noqa: B006
@@ -158,50 +152,16 @@ def anonymize_command(
     force: Annotated[bool, typer.Option(help="Redo views that are up to date.")] = False,
 ) -> None:
     """The main job: anonymize the scene's reconstructed views and register them in a new scene."""
-    from rich.progress import Progress
-
-    from .pipeline import STAGES, Settings, anonymize, sha256_file
-    from .segment import SEGMENTERS
-    from .fill import FILL_MODES
-
-    for value, allowed, what in ((model, SEGMENTERS, "model"), (fill_mode, FILL_MODES, "fill mode"),
-                                 (mask_mode, steps.MASK_MODES, "mask mode")):
-        if value not in allowed:
-            raise InputError(f"unknown {what} {value!r} (choose from {', '.join(allowed)})")
-    check_layouts(feature_masks)
+    settings = Settings.checked(model=model, model_dir=str(model_dir) if model_dir else None, fill=fill_mode,
+                                out_format=out_format, mask_mode=mask_mode,
+                                camera_mask=str(camera_mask) if camera_mask else None,
+                                feature_masks=tuple(feature_masks))
     if camera_mask is not None:
-        CameraMasks(camera_mask)  # refuses a missing file up front
-    steps.output_suffix("x.jpg", out_format)  # refuses unknown formats up front
-    settings = Settings(model=model, model_dir=str(model_dir) if model_dir else None, fill=fill_mode,
-                        out_format=out_format, mask_mode=mask_mode,
-                        camera_mask=str(camera_mask) if camera_mask else None,
-                        camera_mask_sha256=sha256_file(camera_mask) if camera_mask else None,
-                        feature_masks=tuple(feature_masks))
-    with Progress(console=err, transient=True) as progress:
-        task = progress.add_task("anonymizing", total=None)
+        settings = settings.model_copy(update={"camera_mask_sha256": sha256_file(camera_mask)})
+    with progress_bar("anonymizing") as update:
         run = anonymize(scene, out or scene.parent, settings, images_root_dir=images_root_dir,
-                        all_views=all_views, force=force, workers=workers,
-                        progress=lambda done, total: progress.update(task, completed=done, total=total))
-    for view_id, reason in sorted(run.failed.items()):
-        err.print(f"failed: view {view_id}: {reason}", markup=False, highlight=False, soft_wrap=True)
-    table = Table(title=f"anonymize {scene}")
-    for column in ("views done", "up to date", "failed", "not reconstructed", "mean masked", "seconds",
-                   "peak MB / worker"):
-        table.add_column(column, justify="right")
-    masked = f"{sum(run.masked) / len(run.masked):.2%}" if run.masked else "-"
-    table.add_row(str(len(run.done)), str(len(run.skipped)), str(len(run.failed)), str(len(run.unreconstructed)),
-                  masked, f"{run.wall:.1f}", f"{run.worker_peak_mb:.0f}" if run.worker_peak_mb else "-")
-    err.print(table)
-    if run.unreconstructed:
-        ids = ", ".join(map(str, run.unreconstructed))
-        err.print(f"not reconstructed, left out (--all-views to include): views {ids}")
-    if run.seconds:
-        stages = Table(title="time per stage (seconds, all workers)")
-        for stage in STAGES:
-            stages.add_column(stage, justify="right")
-        stages.add_row(*(f"{run.seconds.get(stage, 0.0):.2f}" for stage in STAGES))
-        err.print(stages)
-    err.print(f"registered scene: {run.scene_json} and {run.scene_bin.name}", markup=False, highlight=False)
+                        all_views=all_views, force=force, workers=workers, progress=update)
+    summarize_anonymize(scene, run)
     raise typer.Exit(1 if run.failed else 0)
 
 
@@ -255,42 +215,47 @@ def segment_command(
 ) -> None:
     """Step 1: probability maps and detections (anonymization/segmentation)."""
     from .segment import get_segmenter
-    main_folder = MainFolder(folder)
-    main_folder.images()  # fail early on a missing folder, before loading the model
+    dataset = Dataset(folder)
+    dataset.images()  # fail early on a missing folder, before loading the model
     segmenter = get_segmenter(model, model_dir)
     cameras = CameraMasks(camera_mask) if camera_mask else None
-    _run_step("segmentation", main_folder,
-              lambda rel: steps.segment_image(main_folder, rel, segmenter, panorama, cameras), workers)
+    _run_step("segmentation", dataset,
+              lambda rel: steps.segment_image(dataset, rel, segmenter, panorama, cameras), workers)
 
 
 @app.command("masks")
 def masks_command(
     folder: Folder,
-    mode: Annotated[str, typer.Option(help="guarded (default) or seed (the original, bit for bit).")] = "guarded",
+    mode: Annotated[str, typer.Option(
+        help="guarded (default) or seed (the original, bit for bit).")] = DEFAULTS.mask_mode,
     camera_mask: Annotated[Path | None, typer.Option(help="Static camera/car mask to merge (guarded).")] = None,
-    people_floor: Annotated[float, typer.Option(help="Never threshold people below this probability.")] = 0.5,
-    vehicles_floor: Annotated[float, typer.Option(help="Same for vehicles.")] = 0.5,
-    people_dilation: Annotated[int, typer.Option(help="Grow people masks by this many pixels.")] = 16,
-    vehicles_dilation: Annotated[int, typer.Option(help="Grow vehicle masks by this many pixels.")] = 8,
-    min_area: Annotated[int, typer.Option(help="Drop detections smaller than this (pixels).")] = 64,
+    people_floor: Annotated[float, typer.Option(
+        help="Never threshold people below this probability.")] = DEFAULTS.guarded.floor[0],
+    vehicles_floor: Annotated[float, typer.Option(help="Same for vehicles.")] = DEFAULTS.guarded.floor[1],
+    people_dilation: Annotated[int, typer.Option(
+        help="Grow people masks by this many pixels.")] = DEFAULTS.guarded.dilation[0],
+    vehicles_dilation: Annotated[int, typer.Option(
+        help="Grow vehicle masks by this many pixels.")] = DEFAULTS.guarded.dilation[1],
+    min_area: Annotated[int, typer.Option(
+        help="Drop detections smaller than this (pixels).")] = DEFAULTS.guarded.min_area,
     original_convention: Annotated[bool, typer.Option(help="Write 3-channel masks, 0 = fill, as ScanVan did.")] = False,
     feature_masks: Annotated[
         list[str], typer.Option(help=f"Also write masks for: {', '.join(FEATURE_MASK_LAYOUTS)}.")] = [],  # noqa: B006
     workers: Workers = None,
 ) -> None:
     """Step 2: probability maps (anonymization/segmentation) → masks (anonymization/masks)."""
-    main_folder = MainFolder(folder)
+    dataset = Dataset(folder)
     options = steps.MaskOptions(
         mode=mode, camera_mask=camera_mask, original_convention=original_convention,
         feature_layouts=tuple(feature_masks),
         guarded=GuardedSettings((people_floor, vehicles_floor), (people_dilation, vehicles_dilation), min_area))
-    _run_step("masks", main_folder, lambda rel: steps.make_mask(main_folder, rel, options), workers)
+    _run_step("masks", dataset, lambda rel: steps.make_mask(dataset, rel, options), workers)
 
 
 @app.command("fill")
 def fill_command(
     folder: Folder,
-    mode: Annotated[str, typer.Option(help="fast (default) or telea (the original, radius 16).")] = "fast",
+    mode: Annotated[str, typer.Option(help="fast (default) or telea (the original, radius 16).")] = DEFAULTS.fill,
     out_format: Annotated[str, typer.Option("--format", help="same, jpg, png, tif or bmp.")] = "same",
     original_convention: Annotated[bool, typer.Option(help="Masks are ScanVan's 0 = fill.")] = False,
     panorama: Annotated[bool | None, typer.Option(
@@ -298,8 +263,8 @@ def fill_command(
     workers: Workers = None,
 ) -> None:
     """Step 3: fill the masked pixels of every image (anonymization/blur)."""
-    main_folder = MainFolder(folder)
-    _run_step("fill", main_folder, lambda rel: steps.fill_image(main_folder, rel, mode, out_format,
+    dataset = Dataset(folder)
+    _run_step("fill", dataset, lambda rel: steps.fill_image(dataset, rel, mode, out_format,
                                                                  original_convention, panorama), workers)
 
 
@@ -312,10 +277,10 @@ def camera_blur_command(
     workers: Workers = None,
 ) -> None:
     """Step 4: box-blur the car roof and camera head in the filled images (anonymization/gaussian_blur)."""
-    main_folder = MainFolder(folder)
+    dataset = Dataset(folder)
     cameras = CameraMasks(camera_mask)
-    _run_step("camera blur", main_folder,
-              lambda rel: steps.camera_blur_image(main_folder, rel, cameras, feather), workers)
+    _run_step("camera blur", dataset,
+              lambda rel: steps.camera_blur_image(dataset, rel, cameras, feather), workers)
 
 
 @app.command("serve")
@@ -438,24 +403,7 @@ def reports_apply(
     from .reports.apply import apply_reports
 
     run = apply_reports(scene, out, db=db, feed=feed, propagate_reports=propagate, dry_run=dry_run)
-    for key, reason in run.skipped.items():
-        err.print(f"skipped: {key}: {reason}", markup=False, highlight=False)
-    if run.changes:
-        views = Table(title="views" + (" (dry run: nothing written)" if dry_run else ""))
-        for column in ("view", "reports", "masked before", "masked after", "re-filled", "error"):
-            views.add_column(column)
-        for c in run.changes:
-            views.add_row(str(c.view_id), ", ".join(c.reports) or "-", f"{c.masked_before:.2%}",
-                          f"{c.masked_after:.2%}", "yes" if c.refilled else "no", c.error or "")
-        err.print(views)
-    summary = Table(title=f"reports apply ({run.run_id})")
-    for column in ("reports applied", "taken out", "skipped", "views re-filled", "regions propagated", "failed",
-                   "seconds"):
-        summary.add_column(column, justify="right")
-    summary.add_row(str(len(run.applied)), str(len(run.undone)), str(len(run.skipped)),
-                    str(sum(c.refilled for c in run.changes)), str(run.propagated), str(len(run.failed)),
-                    f"{run.seconds:.1f}")
-    err.print(summary)
+    summarize_apply(run, dry_run)
     raise typer.Exit(1 if run.failed else 0)
 
 

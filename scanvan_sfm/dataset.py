@@ -1,33 +1,156 @@
-"""The original ScanVan main-folder layout, in one place.
+"""The main-folder layout and every artifact in it, in one place (as OpenSfM's ``DataSet``).
 
     main-folder/
       images/                       sources (sub-folders allowed)
       anonymization/
         segmentation/<key>-probmap-<class>.png, <key>-detections.json
         masks/<key>-mask.png          the mask the image was filled with
-        masks/<key>-{automatic,manual,excess}.png   layers, once reports apply (reports.layers)
+        masks/<key>-{automatic,manual,excess}.png   layers, once reports apply (masks.LAYERS)
         blur/<key>.<ext>            filled images
         gaussian_blur/<key>.<ext>   camera/car-roof blurred
         feature_masks/<tool>/…      masks for openMVG, COLMAP, OpenSfM
+        manifest.json               what anonymize did per view (``Manifest``)
         reports/applied.json, audit.jsonl   reports applied to the masks, and what changed
+        sfm_data_anonymized.{json,bin}      the registered scene
 
 ``key`` is the image path relative to ``images/`` without its extension, as the original named
 its outputs, with any root, ``.`` or ``..`` part dropped so that no output can leave its folder;
 two sources that share a key (``a.jpg`` and ``a.png``) are refused.
+
+Every write is atomic and checked against the sources (``atomic``, ``guard``). State files
+(manifest, ledger) that cannot be read are refused in one line naming the file: nothing is
+started afresh over them.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from pathlib import Path, PurePosixPath
 
+import numpy as np
+import orjson
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .atomic import atomic_group, atomic_output, remove
 from .errors import InputError
 from .guard import safe_relative
-from .images import IMAGE_SUFFIXES
-from .masks import check_layouts, probmap_name
+from .images import IMAGE_SUFFIXES, Picture, output_suffix, read_image, read_mask, write_image, write_mask
+from .sfm import SfMData, write_scene
+from .sfm.register import anonymized_scene
+
+#: The classes' probability-map names (the original used "vehicle" for the vehicles class).
+PROBMAP_NAMES = {"people": "people", "vehicles": "vehicle"}
+FEATURE_MASK_LAYOUTS = ("openmvg", "colmap", "opensfm")
+SCENE_NAME = "sfm_data_anonymized"
 
 
-class MainFolder:
+class ViewEntry(BaseModel):
+    """One view in the manifest."""
+
+    model_config = ConfigDict(extra="allow")
+
+    source: str                         # the view's image path in the scene
+    source_path: str = ""               # where it was read
+    source_sha256: str = ""
+    status: str = "pending"             # pending, done or failed
+    reason: str | None = None           # why it failed
+    outputs: dict[str, str] = {}        # name → path relative to anonymization/
+    masked_share: float | None = None
+    mask_sha256: str | None = None      # the mask file the published image was filled with
+    settings_digest: str | None = None
+    reports: list[str] | None = None    # the applied reports in its layers
+
+
+class Manifest(BaseModel):
+    """``anonymization/manifest.json``: the run's settings and every view's state."""
+
+    model_config = ConfigDict(extra="allow")
+
+    views: dict[str, ViewEntry] = {}
+    scene: str | None = None
+    images_root: str | None = None
+    settings: dict | None = None
+    settings_digest: str | None = None
+    apply_runs: list[str] | None = None
+
+
+class Region(BaseModel):
+    """An area of one view's mask layer that a report put there."""
+
+    view_id: int
+    kind: str                                  # "report", "landmarks" or "rays"
+    angles: list[list[float]] | None = None    # spherical polygon (pitch, yaw): panoramas
+    pixels: list[list[float]] | None = None    # pixel polygon (x may run past the seam)
+    margin: int = 0                            # pixels, grown around ``pixels``
+    landmarks: int = 0                         # how many landmarks it rests on
+
+
+class AppliedReport(BaseModel):
+    """A report in the masks: its own polygon and every region it put into a view's layer."""
+
+    report_id: int | None = None
+    category: str
+    view_id: int
+    polygon: list[list[float]]                 # (pitch, yaw)
+    run: str
+    regions: list[Region]
+    layer: str                                 # "manual" or "excess"
+
+    def regions_in(self, view_id: int) -> list[Region]:
+        return [r for r in self.regions if r.view_id == view_id]
+
+
+class Ledger(BaseModel):
+    """``anonymization/reports/applied.json``: every applied report and the regions it put in."""
+
+    model_config = ConfigDict(extra="allow")
+
+    reports: dict[str, AppliedReport] = {}
+    runs: list[dict] = []
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_layouts(layouts) -> None:
+    """Refuse unknown feature-mask layouts up front."""
+    for layout in layouts:
+        if layout not in FEATURE_MASK_LAYOUTS:
+            raise InputError(f"unknown feature-mask layout {layout!r} (choose from {', '.join(FEATURE_MASK_LAYOUTS)})")
+
+
+def feature_mask_path(layout: str, out_dir: Path, image_path: str) -> Path:
+    """Where each tool looks for the mask of ``image_path`` (relative to its image folder).
+
+    openMVG: ``<basename>_mask.png`` beside the image; COLMAP: ``<image name>.png`` in the mask
+    folder; OpenSfM: ``masks/<image name>.png``.
+    """
+    rel = PurePosixPath(safe_relative(image_path))
+    if layout == "openmvg":
+        return out_dir / rel.parent / f"{rel.stem}_mask.png"
+    if layout == "colmap":
+        return out_dir / rel.parent / f"{rel.name}.png"
+    if layout == "opensfm":
+        return out_dir / "masks" / rel.parent / f"{rel.name}.png"
+    raise ValueError(f"unknown feature-mask layout {layout!r} (choose from {', '.join(FEATURE_MASK_LAYOUTS)})")
+
+
+def write_feature_mask(layout: str, mask: np.ndarray, out_dir: Path, image_path: str) -> Path:
+    """All three tools read 0 = ignore, non-zero = use: the anonymized area is 0."""
+    path = feature_mask_path(layout, out_dir, image_path)
+    write_mask(path, ~mask)
+    return path
+
+
+class Dataset:
+    """A main folder: its layout, and the load/save of every artifact by view key."""
+
     def __init__(self, root: str | Path, images_dir: str | Path | None = None):
         """``images_dir``: where the sources are, when not ``root/images`` (a scene's root)."""
         self.root = Path(root)
@@ -38,6 +161,12 @@ class MainFolder:
         self.blur_dir = self.anonymization / "blur"
         self.gaussian_blur_dir = self.anonymization / "gaussian_blur"
         self.feature_masks_dir = self.anonymization / "feature_masks"
+        self.reports_dir = self.anonymization / "reports"
+        self.manifest_path = self.anonymization / "manifest.json"
+        self.ledger_path = self.reports_dir / "applied.json"
+        self.audit_path = self.reports_dir / "audit.jsonl"
+
+    # ------------------------------------------------------------------------- sources and keys
 
     def images(self) -> list[str]:
         """Source images as POSIX paths relative to ``images/``, sorted."""
@@ -58,13 +187,31 @@ class MainFolder:
         path = PurePosixPath(safe_relative(rel))
         return str(path.with_suffix("")) if path.suffix else str(path)
 
+    @classmethod
+    def output_keys(cls, rels: dict[int, str]) -> dict[int, str]:
+        """Output name (no extension) per view: the image path without its extension, sub-folders
+        kept, never leaving the output folders (``key``); where two paths would share one
+        (``a.jpg``, ``a.png``), the extension stays in, and where they still would, the view id."""
+        stems = {view: cls.key(rel) for view, rel in rels.items()}
+        counts = Counter(stems.values())
+        keys = {view: stems[view] if counts[stems[view]] == 1 else safe_relative(rels[view]) for view in rels}
+        while clashing := [view for view, key in keys.items() if Counter(keys.values())[key] > 1]:
+            for view in clashing:
+                keys[view] = f"{keys[view]}-view{view}"
+        return keys
+
     def source(self, rel: str) -> Path:
         return self.images_dir / rel
 
-    # Outputs are named from a key (see ``key``).
+    def relative(self, path: Path) -> str:
+        """An output's path as the manifest records it: relative to ``anonymization/``."""
+        return str(path.relative_to(self.anonymization))
+
+    # ------------------------------------------------------------------------------ file names
+
     def probmap(self, key: str, cls: str) -> Path:
         path = PurePosixPath(key)
-        return self.segmentation_dir / path.parent / probmap_name(path.name, cls)
+        return self.segmentation_dir / path.parent / f"{path.name}-probmap-{PROBMAP_NAMES[cls]}.png"
 
     def detections(self, key: str) -> Path:
         return self.segmentation_dir / f"{key}-detections.json"
@@ -73,7 +220,7 @@ class MainFolder:
         return self.masks_dir / f"{key}-mask.png"
 
     def mask_layer(self, key: str, layer: str) -> Path:
-        """``automatic``, ``manual`` or ``excess`` (see ``reports.layers``)."""
+        """``automatic``, ``manual`` or ``excess`` (see ``masks.LAYERS``)."""
         return self.masks_dir / f"{key}-{layer}.png"
 
     def blurred(self, key: str, suffix: str) -> Path:
@@ -82,15 +229,150 @@ class MainFolder:
     def camera_blurred(self, key: str, suffix: str) -> Path:
         return self.gaussian_blur_dir / f"{key}{suffix}"
 
-    @property
-    def manifest(self) -> Path:
-        return self.anonymization / "manifest.json"
-
-    @property
-    def reports_dir(self) -> Path:
-        """``applied.json`` (the reports in the masks and their regions) and ``audit.jsonl``."""
-        return self.anonymization / "reports"
-
     def feature_masks(self, layout: str) -> Path:
         check_layouts([layout])
         return self.feature_masks_dir / layout
+
+    def scene_paths(self) -> tuple[Path, Path]:
+        return self.anonymization / f"{SCENE_NAME}.json", self.anonymization / f"{SCENE_NAME}.bin"
+
+    # --------------------------------------------------------------------------- segmentation
+
+    def save_segmentation(self, key: str, probmaps: dict[str, np.ndarray], info: dict) -> dict[str, Path]:
+        """The 8-bit probability maps (the original's format) and ``info`` with the detections."""
+        paths = {}
+        for cls in PROBMAP_NAMES:
+            paths[f"probmap_{cls}"] = self.probmap(key, cls)
+            write_image(paths[f"probmap_{cls}"], Picture(probmaps[cls]))
+        paths["detections"] = self.detections(key)
+        with atomic_output(paths["detections"]) as f:
+            f.write(orjson.dumps(info, option=orjson.OPT_INDENT_2))
+        return paths
+
+    def load_probmaps(self, key: str) -> dict[str, np.ndarray]:
+        maps = {}
+        for cls in PROBMAP_NAMES:
+            path = self.probmap(key, cls)
+            pixels = read_image(path).pixels
+            if pixels.ndim != 2 or pixels.dtype != np.uint8:
+                raise InputError(f"{path}: a probability map is an 8-bit grayscale PNG")
+            maps[cls] = pixels
+        return maps
+
+    # ----------------------------------------------------------------------------------- masks
+
+    def load_mask(self, key: str, original_convention: bool = False) -> np.ndarray:
+        path = self.mask(key)
+        if not path.is_file():
+            raise InputError(f"{path}: mask not found")
+        return read_mask(path, original_convention)
+
+    def save_mask(self, key: str, mask: np.ndarray, original_convention: bool = False) -> Path:
+        write_mask(self.mask(key), mask, original_convention)
+        return self.mask(key)
+
+    def save_feature_masks(self, layouts, rel: str, mask: np.ndarray) -> dict[str, Path]:
+        return {f"feature_mask_{layout}": write_feature_mask(layout, mask, self.feature_masks(layout), rel)
+                for layout in layouts}
+
+    def load_layers(self, key: str, names) -> dict[str, np.ndarray]:
+        """The view's mask layers among ``names`` that exist."""
+        return {name: read_mask(self.mask_layer(key, name)) for name in names
+                if self.mask_layer(key, name).is_file()}
+
+    def save_layers(self, key: str, layers: dict[str, np.ndarray]) -> None:
+        for name, layer in layers.items():
+            write_mask(self.mask_layer(key, name), layer)
+
+    def keep_automatic(self, key: str, automatic: np.ndarray, layers: dict[str, np.ndarray]) -> None:
+        """While a view has report layers its automatic mask is kept beside them; without, a kept
+        one is stale (an apply killed before its layers) and goes."""
+        if layers:
+            self.save_layers(key, {"automatic": automatic})
+        else:
+            self.remove_layers(key, ["automatic"])
+
+    def remove_layers(self, key: str, names) -> None:
+        for name in names:
+            remove(self.mask_layer(key, name))
+
+    # -------------------------------------------------------------------------- published images
+
+    def save_published(self, path: Path, pixels: np.ndarray, like: Picture) -> Path:
+        """A filled or camera-blurred image, with the source's metadata."""
+        write_image(path, Picture(pixels, like.metadata))
+        return path
+
+    def save_outputs(self, key: str, rel: str, picture: Picture, mask: np.ndarray, rendered,
+                     feature_masks, out_format: str) -> tuple[dict[str, Path], str]:
+        """A view's mask (and feature masks), then its published images (``view.Rendered``);
+        returns the paths written and the mask file's digest, which the manifest records once
+        the images are written too."""
+        paths = {"mask": self.save_mask(key, mask)} | self.save_feature_masks(feature_masks, rel, mask)
+        suffix = output_suffix(rel, out_format)
+        paths["blur"] = paths["output"] = self.save_published(self.blurred(key, suffix), rendered.filled, picture)
+        if rendered.blurred is not None:
+            paths["gaussian_blur"] = paths["output"] = self.save_published(
+                self.camera_blurred(key, suffix), rendered.blurred, picture)
+        return paths, sha256_file(paths["mask"])
+
+    def filled_image(self, rel: str) -> Path:
+        """The filled output of an image, whatever format it was written in."""
+        key = Path(self.key(rel))
+        found = sorted(p for p in (self.blur_dir / key.parent).glob(f"{key.name}.*")
+                       if p.suffix.lower() in IMAGE_SUFFIXES and p.stem == key.name)
+        if not found:
+            raise InputError(f"{self.blur_dir / key}.*: no filled image (run the fill step first)")
+        return found[0]
+
+    # ----------------------------------------------------------------------------- state files
+
+    def load_manifest(self) -> Manifest:
+        return _load_state(self.manifest_path, Manifest)
+
+    def save_manifest(self, manifest: Manifest) -> None:
+        manifest.views = dict(sorted(manifest.views.items(), key=lambda kv: int(kv[0])))
+        _save_state(self.manifest_path, manifest)
+
+    def load_ledger(self) -> Ledger:
+        return _load_state(self.ledger_path, Ledger)
+
+    def save_ledger(self, ledger: Ledger) -> None:
+        _save_state(self.ledger_path, ledger)
+
+    def append_audit(self, lines: list[dict]) -> None:
+        """Rewritten whole, atomically: a full disk or a kill never leaves half a line."""
+        earlier = self.audit_path.read_bytes() if self.audit_path.is_file() else b""
+        with atomic_output(self.audit_path) as f:
+            f.write(earlier + b"".join(orjson.dumps(line) + b"\n" for line in lines))
+
+    def save_registered(self, scene: SfMData, outputs: dict[int, str]) -> tuple[Path, Path]:
+        """The scene with each view at its published image (``outputs``: view id → path relative
+        to ``anonymization/``), as JSON and ``.bin``: both new, or both as they were. Its root is
+        the published images' folder (``blur`` or ``gaussian_blur``), relative to the scene file."""
+        roots = {PurePosixPath(p).parts[0] for p in outputs.values()} or {"blur"}
+        root = min(roots)  # one folder: every view has the camera blur, or none has
+        registered = anonymized_scene(scene, {k: str(PurePosixPath(*PurePosixPath(p).parts[1:]))
+                                              for k, p in outputs.items()}, root)
+        paths = self.scene_paths()
+        with atomic_group():
+            for path in paths:
+                write_scene(registered, path)
+        return paths
+
+
+def _load_state(path: Path, model: type[BaseModel]):
+    if not path.is_file():
+        return model()
+    try:
+        return model.model_validate_json(path.read_bytes())
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        place = ".".join(map(str, error["loc"])) or "$"
+        raise InputError(f"{path}: {place}: {error['msg']} (not written by this tool? move it away to start "
+                         "afresh)") from None
+
+
+def _save_state(path: Path, state: BaseModel) -> None:
+    with atomic_output(path) as f:
+        f.write(orjson.dumps(state.model_dump(exclude_none=True), option=orjson.OPT_INDENT_2))

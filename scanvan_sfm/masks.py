@@ -1,4 +1,4 @@
-"""Probability maps → anonymization masks (True / 255 = anonymize), and feature masks for SfM tools.
+"""Probability maps → anonymization masks (True / 255 = anonymize), and the report layers.
 
 ``seed`` reproduces the original ScanVan ``custom_masks.py`` bit for bit. ``guarded`` (default)
 adds what it lacks: no Otsu on an empty map, a floor threshold per class, dilation in
@@ -8,23 +8,16 @@ full-resolution pixels, a minimum component area, an optional static camera/car 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
 
 import cv2
 import numpy as np
 
 from .errors import InputError
-from .guard import safe_relative
-from .images import write_mask
 
-CLASSES = ("people", "vehicles")
-#: The original's file names used "vehicle" for the vehicles class.
-PROBMAP_NAMES = {"people": "people", "vehicles": "vehicle"}
-
-
-def probmap_name(stem: str, cls: str) -> str:
-    """``<stem>-probmap-<class>.png``, the original's on-disk name."""
-    return f"{stem}-probmap-{PROBMAP_NAMES[cls]}.png"
+MASK_MODES = ("guarded", "seed")
+#: Per-view layers beside the automatic mask: ``manual`` (areas reports add) and ``excess``
+#: (areas reports release).
+LAYERS = ("manual", "excess")
 
 
 def probmap_to_uint8(p: np.ndarray) -> np.ndarray:
@@ -107,36 +100,22 @@ def _drop_small(binary: np.ndarray, min_area: float) -> np.ndarray:
     return keep[labels].astype(np.uint8)
 
 
-# ------------------------------------------------------------------ feature masks for SfM tools
-
-FEATURE_MASK_LAYOUTS = ("openmvg", "colmap", "opensfm")
-
-
-def check_layouts(layouts) -> None:
-    """Refuse unknown feature-mask layouts up front."""
-    for layout in layouts:
-        if layout not in FEATURE_MASK_LAYOUTS:
-            raise InputError(f"unknown feature-mask layout {layout!r} (choose from {', '.join(FEATURE_MASK_LAYOUTS)})")
+def mask_from_maps(mode: str, people: np.ndarray, vehicles: np.ndarray, shape: tuple[int, int],
+                   guarded: GuardedSettings, camera: np.ndarray | None) -> np.ndarray:
+    """The automatic mask from the 8-bit probability maps, in either mode."""
+    if mode not in MASK_MODES:
+        raise InputError(f"unknown mask mode {mode!r} (choose from {', '.join(MASK_MODES)})")
+    if mode == "seed":
+        return seed_mask(people, vehicles, shape)
+    return guarded_mask(people, vehicles, shape, guarded, camera)
 
 
-def feature_mask_path(layout: str, out_dir: Path, image_path: str) -> Path:
-    """Where each tool looks for the mask of ``image_path`` (relative to its image folder).
-
-    openMVG: ``<basename>_mask.png`` beside the image; COLMAP: ``<image name>.png`` in the mask
-    folder; OpenSfM: ``masks/<image name>.png``.
-    """
-    rel = PurePosixPath(safe_relative(image_path))
-    if layout == "openmvg":
-        return out_dir / rel.parent / f"{rel.stem}_mask.png"
-    if layout == "colmap":
-        return out_dir / rel.parent / f"{rel.name}.png"
-    if layout == "opensfm":
-        return out_dir / "masks" / rel.parent / f"{rel.name}.png"
-    raise ValueError(f"unknown feature-mask layout {layout!r} (choose from {', '.join(FEATURE_MASK_LAYOUTS)})")
-
-
-def write_feature_mask(layout: str, mask: np.ndarray, out_dir: Path, image_path: str) -> Path:
-    """All three tools read 0 = ignore, non-zero = use: the anonymized area is 0."""
-    path = feature_mask_path(layout, out_dir, image_path)
-    write_mask(path, ~mask)
-    return path
+def publishable(automatic: np.ndarray, layers: dict[str, np.ndarray]) -> np.ndarray:
+    """The mask a view is filled with: (automatic − excess) ∪ manual, so a false positive can be
+    released but a manual addition never is."""
+    mask = automatic.copy()
+    if "excess" in layers:
+        mask &= ~layers["excess"]
+    if "manual" in layers:
+        mask |= layers["manual"]
+    return mask

@@ -16,9 +16,11 @@ import numpy as np
 import orjson
 
 from .atomic import atomic_output
+from .dataset import Dataset, Manifest
 from .errors import InputError
 from .images import read_image, read_mask
-from .pipeline import Settings, anonymize, load_manifest
+from .pipeline import anonymize
+from .settings import Settings
 from .sfm import read_scene
 
 
@@ -33,9 +35,9 @@ class ViewCheck:
         return self.iou >= min_iou and self.outside_identical and self.mapping_equal
 
 
-def _mapping(manifest: dict) -> dict[str, dict]:
-    return {k: {"source": v["source"], "mask": v["outputs"]["mask"], "output": v["outputs"]["output"]}
-            for k, v in manifest["views"].items() if v.get("status") == "done"}
+def _mapping(manifest: Manifest) -> dict[str, dict]:
+    return {k: {"source": v.source, "mask": v.outputs["mask"], "output": v.outputs["output"]}
+            for k, v in manifest.views.items() if v.status == "done"}
 
 
 def regress(scene: Path, golden: Path, update: bool = False, workers: int | None = None,
@@ -46,7 +48,7 @@ def regress(scene: Path, golden: Path, update: bool = False, workers: int | None
         out = Path(tmp)
         run = anonymize(scene, out, settings, workers=workers)
         problems = [f"view {k}: {reason}" for k, reason in sorted(run.failed.items())]
-        manifest = load_manifest(out / "anonymization" / "manifest.json")
+        manifest = Dataset(out).load_manifest()
         mapping = _mapping(manifest)
         if update:
             _write_golden(golden, out, mapping)
@@ -61,7 +63,7 @@ def regress(scene: Path, golden: Path, update: bool = False, workers: int | None
                 continue
             mask = read_mask(out / "anonymization" / ours["mask"])
             iou = _iou(mask, read_mask(golden / entry["mask"]))
-            source = read_image(Path(manifest["views"][view]["source_path"])).pixels
+            source = read_image(Path(manifest.views[view].source_path)).pixels
             output = read_image(out / "anonymization" / ours["output"]).pixels
             checks.append(ViewCheck(int(view), iou, bool(np.array_equal(output[~mask], source[~mask])), ours == entry))
         problems += [f"view {k}: not in the golden outputs" for k in mapping if k not in expected]

@@ -48,6 +48,7 @@ def submit(report: ReportSubmission, request: Request, response: Response, servi
     if wait:
         raise too_many("reports", wait)
     report_id = service.store.add(report)
+    assert report_id is not None  # only a feed entry imported before comes back as None
     response.headers["Location"] = f"/api/reports/{report_id}"
     return ReportReceipt(id=report_id, status=Status.pending)
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from enum import IntFlag
 from pathlib import Path
 
 from ..errors import InputError
-from .bin_io import read_bin, write_bin
+from .bin_io import read_bin, read_bin_counts, write_bin
 from .json_io import read_json, write_json
 from .models import Landmarks, SfMData
 
@@ -80,3 +81,26 @@ def convert_scene(src: str | Path, dst: str | Path, parts: Parts = Parts.ALL,
         scene.root_path = root
     write_scene(scene, dst, parts)
     return scene
+
+
+def scene_info(path: str | Path) -> dict:
+    """What ``scene info`` shows: the counts of views, reconstructed views, intrinsics by type,
+    poses, landmarks and observations. A ``.bin``'s landmarks are walked, not read."""
+    path = Path(path)
+    if path.suffix == ".bin":
+        scene, counts = read_bin_counts(path)
+    else:
+        scene = read_scene(path)
+        counts = {name: len(getattr(scene, name)) for name in ("structure", "control_points")}
+        counts |= {f"{name}_observations": getattr(scene, name).n_observations
+                   for name in ("structure", "control_points")}
+    unposed = [k for k, v in scene.views.items() if not scene.is_reconstructed(v)]
+    return {
+        "file": str(path), "version": scene.version, "root_path": scene.root_path,
+        "views": len(scene.views), "reconstructed_views": len(scene.views) - len(unposed),
+        "unreconstructed_view_ids": unposed,
+        "intrinsics": dict(Counter(i.type for i in scene.intrinsics.values())),
+        "poses": len(scene.extrinsics),
+        "landmarks": counts["structure"], "observations": counts["structure_observations"],
+        "control_points": counts["control_points"],
+    }

@@ -1,0 +1,95 @@
+"""What the commands print: progress bars and the summary tables, in one place. Visitor and
+file text is printed literally (no console markup)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .pipeline import STAGES
+from .runner import Outcome
+
+console = Console(stderr=True)
+
+
+def say(text: str) -> None:
+    """A line on stderr, printed as it is."""
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def progress_bar(title: str, total: int | None = None) -> Iterator:
+    """A bar on stderr; yields ``update(done, total)``."""
+    columns = (*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task(title, total=total)
+        yield lambda done, total: progress.update(task, completed=done, total=total)
+
+
+def table(title: str, columns: tuple[str, ...], *rows: list[str]) -> Table:
+    result = Table(title=title)
+    for column in columns:
+        result.add_column(column, justify="right")
+    for row in rows:
+        result.add_row(*row)
+    return result
+
+
+def mean_share(values: list[float]) -> str:
+    return f"{sum(values) / len(values):.2%}" if values else "-"
+
+
+def summarize_items(title: str, outcomes: list[Outcome], seconds: float, means: dict[str, str] | None = None) -> int:
+    """The failures and a summary table of a folder step; returns the exit code (1 when
+    anything failed)."""
+    failed = [o for o in outcomes if not o.ok]
+    for o in sorted(failed, key=lambda o: o.item):
+        say(f"failed: {o.item}: {o.reason}")
+    done = [o for o in outcomes if o.ok]
+    columns: tuple[str, ...] = ("images", "done", "failed", "seconds")
+    row = [str(len(outcomes)), str(len(done)), str(len(failed)), f"{seconds:.1f}"]
+    for stat, label in (means or {}).items():
+        columns += (label,)
+        row.append(mean_share([o.value[stat] for o in done if o.value and stat in o.value]))
+    console.print(table(title, columns, row))
+    return 1 if failed else 0
+
+
+def summarize_anonymize(scene, run) -> None:
+    """``anonymize``: failures, the views table, the views left out and the time per stage."""
+    for view_id, reason in sorted(run.failed.items()):
+        say(f"failed: view {view_id}: {reason}")
+    console.print(table(f"anonymize {scene}", ("views done", "up to date", "failed", "not reconstructed",
+                                                "mean masked", "seconds", "peak MB / worker"),
+                        [str(len(run.done)), str(len(run.skipped)), str(len(run.failed)),
+                         str(len(run.unreconstructed)), mean_share(run.masked), f"{run.wall:.1f}",
+                         f"{run.worker_peak_mb:.0f}" if run.worker_peak_mb else "-"]))
+    if run.unreconstructed:
+        say(f"not reconstructed, left out (--all-views to include): views {', '.join(map(str, run.unreconstructed))}")
+    if run.seconds:
+        console.print(table("time per stage (seconds, all workers)", STAGES,
+                            [f"{run.seconds.get(stage, 0.0):.2f}" for stage in STAGES]))
+    say(f"registered scene: {run.scene_json} and {run.scene_bin.name}")
+
+
+def summarize_apply(run, dry_run: bool) -> None:
+    """``reports apply``: the skipped reports, the views changed and the run's totals."""
+    for key, reason in run.skipped.items():
+        say(f"skipped: {key}: {reason}")
+    if run.changes:
+        console.print(table("views" + (" (dry run: nothing written)" if dry_run else ""),
+                            ("view", "reports", "masked before", "masked after", "re-filled", "error"),
+                            *([str(c.view_id), ", ".join(c.reports) or "-", f"{c.masked_before:.2%}",
+                               f"{c.masked_after:.2%}", "yes" if c.refilled else "no", c.error or ""]
+                              for c in run.changes)))
+    console.print(table(f"reports apply ({run.run_id})", ("reports applied", "taken out", "skipped",
+                                                          "views re-filled", "regions propagated", "failed",
+                                                          "seconds"),
+                        [str(len(run.applied)), str(len(run.undone)), str(len(run.skipped)),
+                         str(sum(c.refilled for c in run.changes)), str(run.propagated), str(len(run.failed)),
+                         f"{run.seconds:.1f}"]))
