@@ -89,6 +89,26 @@ def _grisu_round(buf, length, delta, rest, ten_kappa, wp_w):
 @numba.njit(cache=True)
 def _grisu2(value_bits, buf):
     """Shortest-ish digits of a positive finite double into ``buf``; returns (length, K)."""
+    vf, ve, pf, pe, mf = _boundaries(value_bits)
+    # Cached power of ten for m+.
+    k = 347 + 8 - (((61 + pe) * 78913) >> 18)
+    index = k // 8
+    big_k = 348 - (k & ~7)
+    cf = _POW_F[index]
+    ce = _POW_E[index]
+    # Normalize v.
+    shift = 0
+    while (vf << _U64(shift)) & (_U64(1) << _U64(63)) == _U64(0):
+        shift += 1
+    wf, _ = _mul(vf << _U64(shift), ve - shift, cf, ce)
+    wpf, wpe = _mul(pf, pe, cf, ce)
+    wmf, _ = _mul(mf, pe, cf, ce)
+    return _digit_gen(wf, wpf - _U64(1), wpe, wmf + _U64(1), big_k, buf)
+
+
+@numba.njit(cache=True)
+def _boundaries(value_bits):
+    """The value (vf, ve) and its normalized boundaries m+ (pf, pe) and m- (mf, at pe)."""
     biased_e = np.int64((value_bits >> _U64(52)) & _U64(0x7FF))
     significand = value_bits & _SIGNIFICAND_MASK
     if biased_e != 0:
@@ -97,7 +117,6 @@ def _grisu2(value_bits, buf):
     else:
         vf = significand
         ve = 1 - _EXPONENT_BIAS
-    # Normalized boundaries m+ and m-.
     pf = (vf << _U64(1)) + _U64(1)
     pe = ve - 1
     while (pf & (_HIDDEN << _U64(1))) == _U64(0):
@@ -112,23 +131,13 @@ def _grisu2(value_bits, buf):
         mf = (vf << _U64(1)) - _U64(1)
         me = ve - 1
     mf <<= _U64(me - pe)
-    # Cached power of ten for m+.
-    k = 347 + 8 - (((61 + pe) * 78913) >> 18)
-    index = k // 8
-    big_k = 348 - (k & ~7)
-    cf = _POW_F[index]
-    ce = _POW_E[index]
-    # Normalize v.
-    shift = 0
-    while (vf << _U64(shift)) & (_U64(1) << _U64(63)) == _U64(0):
-        shift += 1
-    wf, _ = _mul(vf << _U64(shift), ve - shift, cf, ce)
-    wpf, wpe = _mul(pf, pe, cf, ce)
-    wmf, _ = _mul(mf, pe, cf, ce)
-    wmf += _U64(1)
-    wpf -= _U64(1)
+    return vf, ve, pf, pe, mf
+
+
+@numba.njit(cache=True)
+def _digit_gen(wf, wpf, wpe, wmf, big_k, buf):
+    """Grisu's DigitGen: the digits of the scaled m+ down to the precision of m+ − m-."""
     delta = wpf - wmf
-    # DigitGen.
     one_shift = _U64(-wpe)
     one_f = _U64(1) << one_shift
     wp_w = wpf - wf
