@@ -1,33 +1,31 @@
-"""Shared test data: the real openMVG outputs in ../shared (read-only, present in CI)."""
-
-from pathlib import Path
+"""Fixtures and hooks shared by the test modules (the constants and helpers are in helpers.py)."""
 
 import pytest
+from fastapi.testclient import TestClient
 
-PROJECT = Path(__file__).resolve().parents[1]
-SHARED = PROJECT.parent / "shared"
-OPENMVG = SHARED / "fixtures" / "openmvg"
-SCENES = ("360_flat_gps", "lund", "sceaux_castle")
-JSON_FIXTURES = sorted(OPENMVG.glob("*/*.json"))
-BIN_FIXTURES = sorted(OPENMVG.glob("*/sfm_data.bin"))
-
-#: Posed views per fixture README: (reconstructed view ids, unreconstructed view ids).
-POSED = {
-    "360_flat_gps": (set(range(8)), {8}),
-    "lund": (set(range(10)), {10}),
-    "sceaux_castle": (set(range(11)), {11}),
-}
+from helpers import BIN_FIXTURES, GPS_SCENE, JSON_FIXTURES, OPENMVG, WITHOUT_SHARED, cli
+from scanvan_sfm.reports.app import create_app
+from service_helpers import config
 
 
 def pytest_sessionstart(session):
-    assert OPENMVG.is_dir(), f"the shared fixtures are missing: {OPENMVG}"
-    assert len(JSON_FIXTURES) == 8 and len(BIN_FIXTURES) == 3
+    if OPENMVG.is_dir():  # without it, the tests that need it are skipped
+        assert len(JSON_FIXTURES) == 8 and len(BIN_FIXTURES) == 3, f"the shared fixtures are incomplete: {OPENMVG}"
 
 
-def fixture_id(path: Path) -> str:
-    return f"{path.parent.name}/{path.name}"
+@pytest.fixture(scope="session")
+def anonymized(tmp_path_factory):
+    """``anonymize`` run once on 360_flat_gps: its output folder, which no test may change (copy it first)."""
+    out = tmp_path_factory.mktemp("anonymized")
+    result = cli("anonymize", GPS_SCENE, "--out", out)
+    assert result.returncode == 0, result.stderr
+    return out
 
 
 @pytest.fixture
-def scene_dir():
-    return lambda name: OPENMVG / name
+def client(tmp_path):
+    """The reporting service on 360_flat_gps with a fresh store (the test is skipped without ../shared)."""
+    if not OPENMVG.is_dir():
+        pytest.skip(WITHOUT_SHARED)
+    with TestClient(create_app(config(tmp_path / "reports.sqlite"))) as client:
+        yield client

@@ -11,16 +11,21 @@ from pathlib import Path
 import orjson
 import uvicorn
 
+from helpers import GPS_SCENE as SCENE
 from scanvan_sfm.reports.app import ServiceConfig, create_app, server_config
 
-from conftest import OPENMVG
-
-SCENE = OPENMVG / "360_flat_gps" / "sfm_data_bin.json"
 TOKEN = "moderator-token-for-tests-0123456789"
+MODERATOR = {"Authorization": f"Bearer {TOKEN}"}
+TRIANGLE = [{"pitch": 1.2, "yaw": 0.5}, {"pitch": 1.4, "yaw": 0.5}, {"pitch": 1.4, "yaw": 0.7}]
 
 
 def config(db: Path, **overrides) -> ServiceConfig:
     return ServiceConfig(**({"scene": SCENE, "db": db, "token": TOKEN} | overrides))
+
+
+def report(**changes) -> dict:
+    """A visitor's report body, valid unless changed."""
+    return {"viewpoint_id": 2, "category": "blur_missing", "polygon": TRIANGLE, "comment": ""} | changes
 
 
 class LiveServer:

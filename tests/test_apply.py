@@ -4,26 +4,23 @@ keeping the reported regions."""
 
 from __future__ import annotations
 
-import hashlib
 import math
-import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import orjson
 import pytest
 
+from helpers import GPS_SCENE as SCENE
+from helpers import cli, needs_shared, tree_hashes
 from scanvan_sfm.images import read_mask
 from scanvan_sfm.reports.models import ReportIn, Status
 from scanvan_sfm.reports.store import ReportStore
 from scanvan_sfm.sfm import read_scene, validate_scene
 from scanvan_sfm.sfm.cameras import bearings, camera_to_world, project
 
-from conftest import OPENMVG
+pytestmark = needs_shared
 
-SCENE = OPENMVG / "360_flat_gps" / "sfm_data_bin.json"
 W, H = 5376, 2688
 KEYS = {v: f"R00102{10 + v}" for v in range(8)}
 
@@ -35,27 +32,9 @@ def box(cx: float, cy: float, half_w: float, half_h: float) -> list[dict]:
     return [{"pitch": y * math.pi / H, "yaw": (x % W) * 2 * math.pi / W} for x, y in corners]
 
 
-def cli(*args, env=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "scanvan_sfm.cli", *map(str, args)], capture_output=True,
-                          text=True, timeout=900, env=None if env is None else os.environ | env)
-
-
 def write_feed(path, *entries) -> None:
     path.write_bytes(orjson.dumps([{"filepath": f"{KEYS[v]}.JPG", "viewpointId": v, "pitchYawOrders": p}
                                    for v, p in entries]))
-
-
-def tree_hashes(folder) -> dict:
-    return {p.relative_to(folder): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-@pytest.fixture(scope="module")
-def anonymized(tmp_path_factory):
-    out = tmp_path_factory.mktemp("anonymized")
-    result = cli("anonymize", SCENE, "--out", out)
-    assert result.returncode == 0, result.stderr
-    return out
 
 
 @pytest.fixture

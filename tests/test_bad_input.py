@@ -2,16 +2,18 @@
 
 import contextlib
 import struct
-import subprocess
-import sys
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from conftest import OPENMVG
+from helpers import OPENMVG, WITHOUT_SHARED, cli
 from scanvan_sfm.errors import SceneFormatError
 from scanvan_sfm.sfm import read_scene
+
+if not OPENMVG.is_dir():  # what follows reads it as the module loads
+    pytest.skip(WITHOUT_SHARED, allow_module_level=True)
 
 LUND_JSON = (OPENMVG / "lund" / "sfm_data_bin.json").read_bytes()
 LUND_BIN = (OPENMVG / "lund" / "sfm_data.bin").read_bytes()
@@ -99,11 +101,6 @@ def test_bin_errors_name_the_byte_offset(tmp_path):
         _read(tmp_path, "long.bin", LUND_BIN + b"\x00")
 
 
-def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "scanvan_sfm.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=120)
-
-
 def test_cli_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path):
     cases = {
         "trunc.json": LUND_JSON[:5000], "trunc.bin": LUND_BIN[:5000],
@@ -115,7 +112,7 @@ def test_cli_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path):
         for args in (["scene", "info", tmp_path / name],
                      ["scene", "convert", tmp_path / name, tmp_path / "out.bin"],
                      ["scene", "validate", tmp_path / name]):
-            result = _cli(*args)
+            result = cli(*args)
             assert result.returncode == 2, (name, args, result.stderr)
             lines = result.stderr.strip().splitlines()
             assert len(lines) == 1 and lines[0].startswith(f"error: {tmp_path / name}: "), result.stderr

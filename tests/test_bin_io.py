@@ -2,9 +2,11 @@
 
 import pytest
 
-from conftest import BIN_FIXTURES, fixture_id
+from helpers import BIN_FIXTURES, fixture_id, needs_shared
 from scanvan_sfm.sfm import Parts, convert_scene, read_scene, write_scene
 from scanvan_sfm.sfm.bin_io import read_bin_counts
+
+pytestmark = needs_shared
 
 
 @pytest.mark.parametrize("path", BIN_FIXTURES, ids=fixture_id)

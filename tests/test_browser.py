@@ -18,12 +18,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import PROJECT, needs_shared
 from scanvan_sfm.reports.models import ReportIn
 from scanvan_sfm.reports.spherical import rasterize
 from scanvan_sfm.reports.store import ReportStore
-
-from conftest import PROJECT
 from service_helpers import TOKEN, LiveServer, config
+
+pytestmark = needs_shared
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = PROJECT / "out" / "screenshots"

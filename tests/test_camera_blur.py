@@ -6,10 +6,12 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import SHARED
+from helpers import SHARED, needs_shared
 from scanvan_sfm.camera_blur import camera_blur, load_camera_mask
 from scanvan_sfm.errors import InputError
 from scanvan_sfm.images import read_image
+
+pytestmark = needs_shared
 
 CAR_MASK = SHARED / "fixtures" / "scanvan" / "car_mask.png"
 

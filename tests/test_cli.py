@@ -1,22 +1,16 @@
 """The scene commands as a user runs them."""
 
-import subprocess
-import sys
-
 import orjson
 
-from conftest import OPENMVG
+from helpers import OPENMVG, cli, needs_shared
 from scanvan_sfm.sfm import read_scene
 
-
-def _cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "scanvan_sfm.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=300, cwd=cwd)
+pytestmark = needs_shared
 
 
 def test_info_json_counts_both_formats():
     for name in ("sfm_data.bin", "sfm_data_bin.json"):
-        result = _cli("scene", "info", OPENMVG / "360_flat_gps" / name, "--json")
+        result = cli("scene", "info", OPENMVG / "360_flat_gps" / name, "--json")
         assert result.returncode == 0, result.stderr
         info = orjson.loads(result.stdout)
         assert info["views"] == 9 and info["reconstructed_views"] == 8
@@ -28,7 +22,7 @@ def test_info_json_counts_both_formats():
 
 def test_convert_with_parts_and_root(tmp_path):
     out = tmp_path / "cams.bin"
-    result = _cli("scene", "convert", OPENMVG / "lund" / "sfm_data_bin.json", out, "-V", "-I", "-E",
+    result = cli("scene", "convert", OPENMVG / "lund" / "sfm_data_bin.json", out, "-V", "-I", "-E",
                   "--root", "/data/lund/images")
     assert result.returncode == 0, result.stderr
     scene = read_scene(out)
@@ -37,20 +31,20 @@ def test_convert_with_parts_and_root(tmp_path):
 
 
 def test_validate_exit_codes(tmp_path):
-    ok = _cli("scene", "validate", OPENMVG / "360_flat_gps" / "sfm_data.bin")
+    ok = cli("scene", "validate", OPENMVG / "360_flat_gps" / "sfm_data.bin")
     assert ok.returncode == 0 and ok.stdout == ""
-    missing = _cli("scene", "validate", OPENMVG / "sceaux_castle" / "sfm_data.bin")
+    missing = cli("scene", "validate", OPENMVG / "sceaux_castle" / "sfm_data.bin")
     assert missing.returncode == 1
     assert len(missing.stdout.splitlines()) == 12 and "image not found" in missing.stdout
-    skipped = _cli("scene", "validate", OPENMVG / "sceaux_castle" / "sfm_data.bin", "--skip-images")
+    skipped = cli("scene", "validate", OPENMVG / "sceaux_castle" / "sfm_data.bin", "--skip-images")
     assert skipped.returncode == 0
-    elsewhere = _cli("scene", "validate", OPENMVG / "lund" / "sfm_data.bin", "--images-root", tmp_path)
+    elsewhere = cli("scene", "validate", OPENMVG / "lund" / "sfm_data.bin", "--images-root", tmp_path)
     assert elsewhere.returncode == 1 and str(tmp_path) in elsewhere.stdout
 
 
 def test_originals_are_not_modified(tmp_path):
     src = OPENMVG / "lund" / "sfm_data.bin"
     before = src.read_bytes()
-    _cli("scene", "convert", src, tmp_path / "x.json")
-    _cli("scene", "validate", src)
+    cli("scene", "convert", src, tmp_path / "x.json")
+    cli("scene", "validate", src)
     assert src.read_bytes() == before

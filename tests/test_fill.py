@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import SHARED
+from helpers import SHARED, needs_shared
 from scanvan_sfm.fill import FillError, fill
 from scanvan_sfm.images import read_image
 
@@ -42,18 +42,21 @@ def hard_mask(shape, seed, top_left=False):
 
 
 @pytest.mark.parametrize("seed,radius", [(1, 16), (2, 16), (3, 5)])
+@needs_shared
 def test_telea_is_identical_to_full_frame_inpaint(panorama, seed, radius):
     mask = hard_mask(panorama.shape[:2], seed)
     expected = cv2.inpaint(panorama, mask.astype(np.uint8), radius, cv2.INPAINT_TELEA)
     assert np.array_equal(fill(panorama, mask, "telea", radius=radius), expected)
 
 
+@needs_shared
 def test_telea_is_identical_on_grayscale():
     gray = read_image(SHARED / "images" / "opensfm_lund_01.jpg").pixels.mean(axis=2).astype(np.uint8)
     mask = hard_mask(gray.shape, 4)
     assert np.array_equal(fill(gray, mask, "telea"), cv2.inpaint(gray, mask.astype(np.uint8), 16, cv2.INPAINT_TELEA))
 
 
+@needs_shared
 def test_telea_does_not_leak_at_the_top_and_left_edges(panorama):
     """OpenCV lets masked content into fills near the first row and column; ours does not,
     and stays identical to OpenCV away from those edges."""
@@ -69,6 +72,7 @@ def test_telea_does_not_leak_at_the_top_and_left_edges(panorama):
 
 
 @pytest.mark.parametrize("mode", ["fast", "telea"])
+@needs_shared
 def test_fill_is_irreversible_and_leaves_the_rest_alone(panorama, mode):
     """Different content under the mask, same surroundings → the same output: nothing leaks."""
     mask = hard_mask(panorama.shape[:2], 5)
@@ -114,6 +118,7 @@ def test_panorama_blob_across_the_seam_sees_both_sides(mode):
                           fill(image, far | mask, mode, wrap=False)[:, 100:700])
 
 
+@needs_shared
 def test_edge_cases():
     image = read_image(SHARED / "images" / "opensfm_lund_25.jpg").pixels
     empty = np.zeros(image.shape[:2], bool)

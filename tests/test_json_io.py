@@ -3,14 +3,14 @@
 import orjson
 import pytest
 
-from conftest import JSON_FIXTURES, OPENMVG, fixture_id
-from scanvan_sfm.sfm import Parts, read_scene, write_scene
+from helpers import JSON_FIXTURES, OPENMVG, fixture_id, needs_shared
+from scanvan_sfm.sfm import Parts, json_io, read_scene, write_scene
 from scanvan_sfm.sfm.floattext import format_double
-from scanvan_sfm.sfm import json_io
 from scanvan_sfm.sfm.json_io import read_json
 
 
 @pytest.mark.parametrize("path", JSON_FIXTURES, ids=fixture_id)
+@needs_shared
 def test_read_write_is_byte_identical(path, tmp_path):
     out = tmp_path / "out.json"
     write_scene(read_scene(path), out)
@@ -18,6 +18,7 @@ def test_read_write_is_byte_identical(path, tmp_path):
 
 
 @pytest.mark.parametrize("path", JSON_FIXTURES, ids=fixture_id)
+@needs_shared
 def test_values_equal_a_plain_json_parse(path):
     """Every number read by the streaming scanner is the double a JSON parser gives."""
     doc = orjson.loads(path.read_bytes())
@@ -34,6 +35,7 @@ def test_values_equal_a_plain_json_parse(path):
     assert [e["key"] for e in doc["views"]] == list(scene.views)
 
 
+@needs_shared
 def test_float_text_matches_every_fixture_number():
     """The Grisu2 port prints each double exactly as openMVG did (~100k numbers)."""
     import re
@@ -69,11 +71,13 @@ def test_streaming_through_small_chunks_reads_the_same(monkeypatch, chunk, landm
         assert again.structure.ids.tolist() == scene.structure.ids.tolist()
 
 
+@needs_shared
 def test_camera_only_read_skips_landmarks():
     scene = read_scene(OPENMVG / "sceaux_castle" / "sfm_data_bin.json", structure=False)
     assert len(scene.views) == 12 and len(scene.extrinsics) == 11 and len(scene.structure) == 0
 
 
+@needs_shared
 def test_compact_and_reordered_json_reads_the_same(tmp_path):
     """Any layout openMVG loads: no indentation, members of a landmark in another order."""
     path = OPENMVG / "lund" / "sfm_data_bin.json"
@@ -85,6 +89,7 @@ def test_compact_and_reordered_json_reads_the_same(tmp_path):
     assert read_scene(compact).equal_by_id(read_scene(path))
 
 
+@needs_shared
 def test_pointer_back_reference_is_kept(tmp_path):
     """A data-less ptr_wrapper refers to the object read before; written back the same way."""
     doc = orjson.loads((OPENMVG / "360_flat_gps" / "sfm_data_views.json").read_bytes())
@@ -101,6 +106,7 @@ def test_pointer_back_reference_is_kept(tmp_path):
     assert again["intrinsics"][1]["value"]["ptr_wrapper"] == second["ptr_wrapper"]
 
 
+@needs_shared
 def test_partial_write_empties_unselected_parts(tmp_path):
     """openMVG writes every member; unselected ones as empty arrays."""
     scene = read_scene(OPENMVG / "lund" / "sfm_data.bin")

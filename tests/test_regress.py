@@ -1,20 +1,17 @@
 """The regression check on the bundled sample scene (what CI runs), and that it bites."""
 
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 
-from conftest import PROJECT
+from helpers import PROJECT, cli
 from scanvan_sfm.images import read_mask, write_mask
 
 SAMPLE = PROJECT / "fixtures" / "lund"
 
 
 def _regress(golden, *args):
-    return subprocess.run([sys.executable, "-m", "scanvan_sfm.cli", "regress", str(SAMPLE / "sfm_data_bin.json"),
-                           "--golden", str(golden), *args], capture_output=True, text=True, timeout=900)
+    return cli("regress", SAMPLE / "sfm_data_bin.json", "--golden", golden, *args)
 
 
 def test_sample_scene_matches_its_golden_outputs():

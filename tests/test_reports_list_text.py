@@ -3,13 +3,9 @@ no escape sequences reaching the terminal (control characters are shown escaped)
 
 from __future__ import annotations
 
-import os
-import subprocess
-
+from helpers import cli
 from scanvan_sfm.reports.models import ReportIn
 from scanvan_sfm.reports.store import ReportStore
-
-from conftest import PROJECT
 
 TRIANGLE = [{"pitch": 1.2, "yaw": 0.5}, {"pitch": 1.4, "yaw": 0.5}, {"pitch": 1.4, "yaw": 0.7}]
 COMMENTS = ["[/]", "[link=https://evil.example]x[/link]", "[bold red]loud", ":warning: \\[b]",
@@ -21,9 +17,7 @@ def test_reports_list_shows_visitor_text_literally(tmp_path):
     store = ReportStore(db)
     for comment in COMMENTS:
         store.add(ReportIn(viewpoint_id=1, category="blur_missing", polygon=TRIANGLE, comment=comment))
-    result = subprocess.run([str(PROJECT / ".venv" / "bin" / "scanvan-sfm"), "reports", "list", "--db", str(db)],
-                            capture_output=True, text=True, timeout=60,
-                            env=os.environ | {"COLUMNS": "250", "TERM": "xterm-256color", "FORCE_COLOR": "1"})
+    result = cli("reports", "list", "--db", db, env={"COLUMNS": "250", "TERM": "xterm-256color", "FORCE_COLOR": "1"})
     assert result.returncode == 0, result.stderr
     shown = result.stdout
     for literal in ("[/]", "[link=https://evil.example]x[/link]", "[bold red]loud", ":warning: \\[b]",

@@ -8,13 +8,13 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
+from helpers import needs_shared
 from scanvan_sfm.cli import app
 from scanvan_sfm.errors import InputError
 from scanvan_sfm.reports.feed import feed_reports
 from scanvan_sfm.reports.models import ReportIn, Status
 from scanvan_sfm.reports.store import MIGRATIONS, ReportStore, TransitionError
 from scanvan_sfm.sfm import read_scene
-
 from service_helpers import SCENE
 
 TRIANGLE = [{"pitch": 1.2, "yaw": 6.1}, {"pitch": 1.4, "yaw": 0.2}, {"pitch": 1.3, "yaw": 6.2}]  # across the seam
@@ -66,6 +66,7 @@ def test_decisions_and_the_append_only_audit(tmp_path):
     assert store.get(report_id).applied_run == "run-1"
 
 
+@needs_shared
 def test_feed_import_is_idempotent_and_checked(tmp_path):
     scene = read_scene(SCENE, structure=False)
     feed = tmp_path / "feed.json"
@@ -86,6 +87,7 @@ def test_feed_import_is_idempotent_and_checked(tmp_path):
             feed_reports(feed, scene)
 
 
+@needs_shared
 def test_reports_commands(tmp_path):
     runner = CliRunner()
     feed, db = tmp_path / "feed.json", tmp_path / "r.sqlite"

@@ -4,8 +4,6 @@ dead worker, an OpenCV error or a full disk fails a view or ends in one line, ne
 from __future__ import annotations
 
 import errno
-import hashlib
-import os
 import shutil
 import stat
 import subprocess
@@ -15,21 +13,13 @@ import cv2
 import orjson
 import pytest
 
+from helpers import cli as run_cli
+from helpers import tree_hashes as hashes
 from scanvan_sfm import atomic, guard, pipeline
 from scanvan_sfm.pipeline import Settings, Task, output_keys
 from scanvan_sfm.sfm import read_scene, write_scene
 
 PROJECT_LUND = __import__("pathlib").Path(__file__).resolve().parents[1] / "fixtures" / "lund"
-
-
-def run_cli(*args, cwd=None, env=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "scanvan_sfm.cli", *map(str, args)], capture_output=True,
-                          text=True, timeout=900, cwd=cwd, env=None if env is None else os.environ | env)
-
-
-def hashes(folder) -> dict:
-    return {p.relative_to(folder): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def small_scene(tmp_path, views=(0, 1, 2)):

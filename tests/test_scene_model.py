@@ -3,16 +3,32 @@
 import numpy as np
 import pytest
 
-from conftest import OPENMVG, POSED, SCENES
-from scanvan_sfm.sfm import (Fisheye, Pinhole, PinholeBrownT2, PinholeRadialK1, PinholeRadialK3,
-                             Spherical, View, read_scene)
-from scanvan_sfm.sfm.cameras import (add_distortion, bearings, camera_to_world, project, project_camera,
-                                     remove_distortion, world_to_camera)
+from helpers import OPENMVG, POSED, SCENES, needs_shared
+from scanvan_sfm.sfm import (
+    Fisheye,
+    Pinhole,
+    PinholeBrownT2,
+    PinholeRadialK1,
+    PinholeRadialK3,
+    Spherical,
+    View,
+    read_scene,
+)
+from scanvan_sfm.sfm.cameras import (
+    add_distortion,
+    bearings,
+    camera_to_world,
+    project,
+    project_camera,
+    remove_distortion,
+    world_to_camera,
+)
 from scanvan_sfm.sfm.io import images_root
 from scanvan_sfm.sfm.synthetic import synthetic_scene
 
 
 @pytest.mark.parametrize("name", SCENES)
+@needs_shared
 def test_is_reconstructed_matches_the_readme(name):
     for path in (OPENMVG / name / "sfm_data.bin", OPENMVG / name / "sfm_data_bin.json"):
         scene = read_scene(path)
@@ -21,12 +37,14 @@ def test_is_reconstructed_matches_the_readme(name):
         assert set(scene.views) - posed == unposed
 
 
+@needs_shared
 def test_unreconstructed_view_without_intrinsic():
     scene = read_scene(OPENMVG / "sceaux_castle" / "sfm_data.bin")
     assert scene.views[11].id_intrinsic == 0xFFFFFFFF and scene.views[11].id_pose == 11
     assert not scene.is_reconstructed(scene.views[11])
 
 
+@needs_shared
 def test_image_path_resolution(tmp_path):
     scene = read_scene(OPENMVG / "360_flat_gps" / "sfm_data.bin")
     root = images_root(scene, OPENMVG / "360_flat_gps" / "sfm_data.bin")
@@ -39,6 +57,7 @@ def test_image_path_resolution(tmp_path):
 
 
 @pytest.mark.parametrize("name", SCENES)
+@needs_shared
 def test_landmarks_reproject_onto_their_observations(name):
     """Median < 1 px and 99 % < 4 px: the camera models (distortion included) match openMVG's."""
     scene = read_scene(OPENMVG / name / "sfm_data.bin")
@@ -62,6 +81,7 @@ def _median_residual(scene, camera) -> float:
     return float(np.median(np.concatenate(residuals)))
 
 
+@needs_shared
 def test_distortion_is_needed_for_lund():
     """Without its radial distortion the lund camera misses by pixels: the residual check bites."""
     scene = read_scene(OPENMVG / "lund" / "sfm_data.bin")
@@ -71,6 +91,7 @@ def test_distortion_is_needed_for_lund():
     assert _median_residual(scene, k3) < 0.5 and _median_residual(scene, plain) > 3.0
 
 
+@needs_shared
 def test_world_camera_transforms_are_inverse():
     pose = read_scene(OPENMVG / "lund" / "sfm_data.bin").extrinsics[3]
     X = np.random.default_rng(0).normal(size=(50, 3))

@@ -3,18 +3,18 @@ never write what the readers would refuse."""
 
 import math
 import struct
-import subprocess
-import sys
-from pathlib import Path
 
 import orjson
 import pytest
 
-from conftest import OPENMVG
+from helpers import OPENMVG, WITHOUT_SHARED, cli
 from scanvan_sfm.errors import InputError, SceneFormatError
 from scanvan_sfm.sfm import Pose, read_scene, write_scene
 from scanvan_sfm.sfm.bin_io import read_bin_counts
 from scanvan_sfm.sfm.floattext import format_double
+
+if not OPENMVG.is_dir():  # what follows reads it as the module loads
+    pytest.skip(WITHOUT_SHARED, allow_module_level=True)
 
 LUND = OPENMVG / "lund"
 GPS = OPENMVG / "360_flat_gps"
@@ -25,7 +25,6 @@ GPS_VIEWS_JSON = (GPS / "sfm_data_views.json").read_bytes()
 LUND_SCENE = read_scene(LUND / "sfm_data.bin")
 LUND_JSON_SCENE = read_scene(LUND / "sfm_data_bin.json")  # openMVG's conversion reorders the maps
 GPS_SCENE = read_scene(GPS / "sfm_data.bin", structure=False)
-CLI = Path(sys.executable).with_name("scanvan-sfm")
 NON_FINITE = (math.nan, math.inf, -math.inf)
 
 
@@ -207,10 +206,6 @@ def test_malformed_or_old_versions_are_refused(tmp_path, build, name, version, m
 
 # ------------------------------------------------------------------------------ 5. one line
 
-def _cli(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([CLI, *map(str, args)], capture_output=True, text=True, timeout=120)
-
-
 @pytest.mark.parametrize("member,shown", [
     ("\n", "\\n"), ("a\r\nb", "a\\r\\nb"), ("\u2028", "\\u2028"), ("\x1b[2J", "\\x1b[2J"), ("\x85", "\\x85"),
 ])
@@ -219,7 +214,7 @@ def test_control_characters_in_names_give_one_line(tmp_path, member, shown):
     doc[member] = 1
     path = tmp_path / "ctl.json"
     path.write_bytes(orjson.dumps(doc))
-    result = _cli("scene", "info", path)
+    result = cli("scene", "info", path)
     assert result.returncode == 2
     assert result.stderr == f"error: {path}: {shown}: unknown member\n"
     assert len(result.stderr.splitlines()) == 1
@@ -240,7 +235,7 @@ def test_scene_info_refuses_trailing_bytes_as_read_scene_does(tmp_path):
         read_bin_counts(path)
     with pytest.raises(SceneFormatError, match=f"byte {len(LUND_BIN)}: data after the end"):
         read_scene(path)
-    result = _cli("scene", "info", path)
+    result = cli("scene", "info", path)
     assert result.returncode == 2
     assert result.stderr == f"error: {path}: byte {len(LUND_BIN)}: data after the end of the scene\n"
 

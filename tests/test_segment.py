@@ -3,23 +3,19 @@ loader, model installation, and the dhSegment backend."""
 
 import json
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from conftest import SHARED
 from dhsegment_export import build_dhsegment_export
+from helpers import SHARED, cli, needs_shared
 from scanvan_sfm.errors import InputError
 from scanvan_sfm.images import read_image
-from scanvan_sfm.segment import get_segmenter
-from scanvan_sfm.segment import install
+from scanvan_sfm.segment import get_segmenter, install
 from scanvan_sfm.segment.base import Detection, maps_from_detections
 from scanvan_sfm.segment.detector import merge_duplicates
 from scanvan_sfm.segment.tiling import CropView, GnomonicView, TilePlan, panorama_views
 
-LABELS = json.loads((SHARED / "images" / "labels.json").read_text())["images"]
 #: Vehicles in the perspective photos, labelled by eye (the other photos show none).
 PHOTO_VEHICLES = {"opensfm_lund_01.jpg": [(550, 438, 575, 458)],          # a small red car far down the lane
                   "opensfm_lund_25.jpg": [(315, 396, 436, 484), (429, 395, 497, 446)]}  # two parked cars
@@ -43,10 +39,12 @@ def coverage(prob: np.ndarray, box, width: int) -> float:
     return float((region >= 0.5).mean())
 
 
+@needs_shared
 def test_quality_gate_people_in_panoramas(default):
     """≥ 95 % of the labelled persons in the 8000×4000 panoramas covered ≥ 50 % by the people map."""
+    labels = json.loads((SHARED / "images" / "labels.json").read_text())["images"]
     covered, total = 0, 0
-    for name, boxes in sorted(LABELS.items()):
+    for name, boxes in sorted(labels.items()):
         image = read_image(SHARED / "images" / name).pixels
         people = default.segment(image, panorama=True).maps["people"]
         for *box, cls in boxes:
@@ -57,6 +55,7 @@ def test_quality_gate_people_in_panoramas(default):
 
 
 @pytest.mark.parametrize("model", ["default", "centernet"])
+@needs_shared
 def test_quality_gate_vehicles_in_photos(model, request):
     segmenter = request.getfixturevalue(model)
     for name in ("opensfm_lund_01.jpg", "opensfm_lund_25.jpg", "sgblur_flat_urban_small.jpg",
@@ -71,6 +70,7 @@ def test_quality_gate_vehicles_in_photos(model, request):
                    for d in result.detections)
 
 
+@needs_shared
 def test_odd_inputs(default):
     photo = read_image(SHARED / "images" / "opensfm_lund_01.jpg").pixels
     gray = default.segment(photo.mean(axis=2).astype(np.uint8), panorama=False)
@@ -201,12 +201,12 @@ def test_dhsegment_bad_exports(dhsegment_dir, tmp_path):
         get_segmenter("dhsegment", tmp_path / "broken")
 
 
+@needs_shared
 def test_segment_command_writes_the_original_layout(tmp_path, default):
     folder = tmp_path / "main"
     (folder / "images").mkdir(parents=True)
     shutil.copy(SHARED / "images" / "opensfm_lund_25.jpg", folder / "images" / "25.jpg")
-    result = subprocess.run([sys.executable, "-m", "scanvan_sfm.cli", "segment", str(folder)],
-                            capture_output=True, text=True, timeout=600)
+    result = cli("segment", folder)
     assert result.returncode == 0, result.stderr
     seg = folder / "anonymization" / "segmentation"
     assert read_image(seg / "25-probmap-vehicle.png").pixels.dtype == np.uint8
@@ -255,6 +255,7 @@ def _write_tfjs_model(folder, weights, bias, shift):
 
 def test_tfjs_loader_dequantizes_and_expands_fused_ops(tmp_path):
     import tensorflow as tf
+
     from scanvan_sfm.segment.tfjs import TfjsGraphModel
     rng = np.random.default_rng(0)
     weights = rng.normal(0, 1, (3, 3, 2, 4)).astype(np.float32)
@@ -268,8 +269,7 @@ def test_tfjs_loader_dequantizes_and_expands_fused_ops(tmp_path):
 
 
 def test_models_install_command(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "scanvan_sfm.cli", "models", "install", "--dir", str(tmp_path)],
-                            capture_output=True, text=True, timeout=900)
+    result = cli("models", "install", "--dir", tmp_path)
     assert result.returncode == 0, result.stderr
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["centernet.bin", "centernet.json", "nanodet.bin", "nanodet.json"]

@@ -9,24 +9,11 @@ import sqlite3
 import pytest
 from fastapi.testclient import TestClient
 
+from helpers import cli, needs_shared
 from scanvan_sfm.errors import InputError
 from scanvan_sfm.reports.app import ServiceConfig, create_app
 from scanvan_sfm.reports.store import ReportStore
-
-from service_helpers import SCENE, TOKEN, config
-
-MODERATOR = {"Authorization": f"Bearer {TOKEN}"}
-TRIANGLE = [{"pitch": 1.2, "yaw": 0.5}, {"pitch": 1.4, "yaw": 0.5}, {"pitch": 1.4, "yaw": 0.7}]
-
-
-def report(**changes) -> dict:
-    return {"viewpoint_id": 2, "category": "blur_missing", "polygon": TRIANGLE, "comment": ""} | changes
-
-
-@pytest.fixture
-def client(tmp_path):
-    with TestClient(create_app(config(tmp_path / "reports.sqlite"))) as client:
-        yield client
+from service_helpers import MODERATOR, SCENE, TOKEN, TRIANGLE, config, report
 
 
 def test_viewpoints_are_the_reconstructed_panoramas(client):
@@ -81,6 +68,7 @@ def test_moderation_needs_the_token(client):
     assert client.get("/api/reports").status_code == 200  # the session cookie now
 
 
+@needs_shared
 def test_no_token_configured_means_no_moderation(tmp_path):
     with TestClient(create_app(ServiceConfig(scene=SCENE, db=tmp_path / "r.sqlite"))) as client:
         assert client.get("/api/reports", headers={"Authorization": "Bearer "}).status_code == 401
@@ -167,6 +155,7 @@ def test_oversize_body_is_refused_before_parsing(client):
     assert response.status_code == 413
 
 
+@needs_shared
 def test_rate_limit_per_client(tmp_path):
     with TestClient(create_app(config(tmp_path / "r.sqlite", submissions_per_minute=3))) as client:
         codes = [client.post("/api/reports", json=report()).status_code for _ in range(5)]
@@ -193,6 +182,7 @@ def test_viewer_packages_are_served_from_the_npm_install(client):
         assert client.get(url).status_code == 200
 
 
+@needs_shared
 def test_missing_viewer_packages_are_one_line(tmp_path):
     with pytest.raises(InputError, match="npm ci"):
         create_app(config(tmp_path / "r.sqlite", node_modules=tmp_path))
@@ -211,14 +201,10 @@ def test_store_takes_concurrent_submissions(tmp_path):
 
 
 def test_serve_refuses_bad_arguments_in_one_line(tmp_path):
-    import subprocess
-    import sys
-
     short = tmp_path / "token"
     short.write_text("short")
     for args, message in ((["--scene", tmp_path / "missing.json"], "missing.json"),
                           (["--scene", SCENE, "--token-file", short], "at least 16 characters"),
                           (["--scene", SCENE, "--token-file", tmp_path / "none"], "none")):
-        result = subprocess.run([sys.executable, "-m", "scanvan_sfm.cli", "serve", *map(str, args),
-                                 "--db", str(tmp_path / "r.sqlite")], capture_output=True, text=True, timeout=60)
+        result = cli("serve", *args, "--db", tmp_path / "r.sqlite", timeout=60)
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr

@@ -7,36 +7,21 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
-import os
-import subprocess
-import sys
 import time
 
 import pytest
 from fastapi.testclient import TestClient
 
+from helpers import cli, needs_shared
 from scanvan_sfm.errors import InputError
 from scanvan_sfm.reports.app import create_app
 from scanvan_sfm.reports.feed import to_feed
 from scanvan_sfm.reports.models import ReportIn, Status
 from scanvan_sfm.reports.store import ReportStore
 from scanvan_sfm.sfm import read_scene
-
-from service_helpers import SCENE, TOKEN, LiveServer, config, http_request
+from service_helpers import MODERATOR, SCENE, TOKEN, TRIANGLE, LiveServer, config, http_request, report
 
 ORIGIN = "http://testserver"  # the TestClient's own origin
-MODERATOR = {"Authorization": f"Bearer {TOKEN}"}
-TRIANGLE = [{"pitch": 1.2, "yaw": 0.5}, {"pitch": 1.4, "yaw": 0.5}, {"pitch": 1.4, "yaw": 0.7}]
-
-
-def report(**changes) -> dict:
-    return {"viewpoint_id": 2, "category": "blur_missing", "polygon": TRIANGLE, "comment": ""} | changes
-
-
-@pytest.fixture
-def client(tmp_path):
-    with TestClient(create_app(config(tmp_path / "reports.sqlite"))) as client:
-        yield client
 
 
 def cookie(session_id: str) -> dict:
@@ -101,20 +86,20 @@ WEAK = ["a", "short", "0123456789abcde", "aaaaaaaaaaaaaaaaaaaaaaaaaaaa", "010101
 
 
 @pytest.mark.parametrize("weak", WEAK)
+@needs_shared
 def test_weak_tokens_are_refused_everywhere(tmp_path, weak):
     with pytest.raises(InputError, match="moderator token"):
         create_app(config(tmp_path / "r.sqlite", token=weak))
     token_file = tmp_path / "token"
     token_file.write_text(weak + "\n")
-    serve = [sys.executable, "-m", "scanvan_sfm.cli", "serve", "--scene", str(tmp_path / "missing.json"),
-             "--db", str(tmp_path / "r.sqlite")]
-    env = os.environ | {"SCANVAN_MODERATOR_TOKEN": weak}
-    for args, environment in (([], env), (["--token-file", str(token_file)], os.environ)):
-        result = subprocess.run(serve + args, capture_output=True, text=True, timeout=60, env=environment)
+    serve = ["serve", "--scene", tmp_path / "missing.json", "--db", tmp_path / "r.sqlite"]
+    for args, env in (([], {"SCANVAN_MODERATOR_TOKEN": weak}), (["--token-file", token_file], {})):
+        result = cli(*serve, *args, timeout=60, env=env)
         assert result.returncode == 2 and "moderator token" in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and (len(weak) < 6 or weak not in result.stderr)
 
 
+@needs_shared
 def test_random_tokens_are_accepted(tmp_path):
     import secrets
 
@@ -158,6 +143,7 @@ def test_sessions_expire_after_their_lifetime():
     assert sessions.get(session.id) is None and sessions.get(None) is None and sessions.get("forged") is None
 
 
+@needs_shared
 def test_sessions_end_when_the_token_changes(tmp_path):
     db = tmp_path / "r.sqlite"
     with TestClient(create_app(config(db))) as first:
@@ -168,6 +154,7 @@ def test_sessions_end_when_the_token_changes(tmp_path):
         assert second.get("/api/reports", headers=cookie(session_id)).status_code == 401
 
 
+@needs_shared
 def test_token_guesses_are_rate_limited_per_address(tmp_path):
     app = create_app(config(tmp_path / "r.sqlite"))
     with TestClient(app, client=("192.0.2.7", 4000)) as guesser, TestClient(app, client=("192.0.2.8", 4000)) as other:
@@ -193,6 +180,7 @@ def test_odd_tokens_are_401_not_500(client):
 
 
 # ---------------------------------------------------------------------------- size of answers
+@needs_shared
 def test_moderator_list_is_paginated_with_a_cursor(tmp_path):
     store = ReportStore(tmp_path / "r.sqlite")
     ids = [store.add(ReportIn(**report(viewpoint_id=i % 8))) for i in range(7)]
@@ -212,6 +200,7 @@ def test_moderator_list_is_paginated_with_a_cursor(tmp_path):
             assert client.get(f"/api/reports?{bad}", headers=MODERATOR).status_code == 422
 
 
+@needs_shared
 def test_export_is_streamed_in_chunks(tmp_path):
     store = ReportStore(tmp_path / "r.sqlite")
     for i in range(1234):
@@ -277,12 +266,14 @@ def post_from(server: LiveServer, forwarded_for: str) -> int:
     return http_request(server, "POST", "/api/reports", report(), {"X-Forwarded-For": forwarded_for})[0]
 
 
+@needs_shared
 def test_forwarded_for_is_ignored_without_a_trusted_proxy(tmp_path, monkeypatch):
     monkeypatch.setenv("FORWARDED_ALLOW_IPS", "*")
     with LiveServer(config(tmp_path / "r.sqlite", submissions_per_minute=2)) as server:
         assert [post_from(server, f"198.51.100.{i}") for i in range(3)] == [201, 201, 429]
 
 
+@needs_shared
 def test_forwarded_for_counts_through_a_trusted_proxy(tmp_path, monkeypatch):
     monkeypatch.setenv("FORWARDED_ALLOW_IPS", "*")
     with LiveServer(config(tmp_path / "r.sqlite", submissions_per_minute=2), trusted_proxies=["127.0.0.1"]) as server:
@@ -302,10 +293,10 @@ def test_client_keys_group_ipv6_by_64():
     assert client_key("testclient") == "testclient"
 
 
+@needs_shared
 def test_serve_refuses_bad_trusted_proxies_in_one_line(tmp_path):
     for bad in ("*", "not-an-address", "10.0.0.0/33"):
-        result = subprocess.run([sys.executable, "-m", "scanvan_sfm.cli", "serve", "--scene", str(SCENE), "--db",
-                                 str(tmp_path / "r.sqlite"), "--trusted-proxy", bad], capture_output=True, text=True,
-                                timeout=60, env=os.environ | {"SCANVAN_MODERATOR_TOKEN": TOKEN})
+        result = cli("serve", "--scene", SCENE, "--db", tmp_path / "r.sqlite", "--trusted-proxy", bad, timeout=60,
+                     env={"SCANVAN_MODERATOR_TOKEN": TOKEN})
         assert result.returncode == 2 and "--trusted-proxy" in result.stderr and "Traceback" not in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1

@@ -11,7 +11,10 @@ import time
 
 import pytest
 
-from service_helpers import TOKEN, LiveServer, SCENE, config, http_request
+from helpers import needs_shared
+from service_helpers import SCENE, TOKEN, LiveServer, config, http_request
+
+pytestmark = needs_shared
 
 HEADER_TIMEOUT = BODY_TIMEOUT = 10.0
 MAX_CONNECTIONS_PER_CLIENT = 20

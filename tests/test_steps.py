@@ -1,26 +1,20 @@
 """The masks, fill and camera-blur commands on a main folder laid out like the original."""
 
-import hashlib
 import json
 import shutil
-import subprocess
-import sys
 
 import cv2
 import numpy as np
 import pytest
 
-from conftest import SHARED
+from helpers import SHARED, cli, needs_shared, tree_hashes
 from scanvan_sfm.images import read_image, read_mask
 from scanvan_sfm.masks import probmap_to_uint8
 
+pytestmark = needs_shared
+
 PANO = "ams_TMX7315120208-000105_pano_0001_002965.jpg"
 CAR_MASK = SHARED / "fixtures" / "scanvan" / "car_mask.png"
-
-
-def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "scanvan_sfm.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=600)
 
 
 def _probmaps(folder, key, size, boxes, scale):
@@ -56,16 +50,11 @@ def main_folder(tmp_path_factory):
     return folder
 
 
-def _hashes(folder):
-    files = sorted(p for p in (folder / "images").rglob("*") if p.is_file())
-    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
-
-
 def test_steps_process_good_images_and_report_bad_ones(main_folder):
-    originals = _hashes(main_folder)
+    originals = tree_hashes(main_folder / "images")
     anon = main_folder / "anonymization"
 
-    masks = _cli("masks", main_folder, "--feature-masks", "openmvg")
+    masks = cli("masks", main_folder, "--feature-masks", "openmvg")
     assert masks.returncode == 1
     for name in ("noprobs.jpg", "twin.jpg", "twin.png"):
         assert f"failed: {name}" in masks.stderr
@@ -74,7 +63,7 @@ def test_steps_process_good_images_and_report_bad_ones(main_folder):
     assert person[440:550, 425:475].all() and 0.005 < person.mean() < 0.05
     assert (anon / "feature_masks" / "openmvg" / "street" / "01_mask.png").is_file()
 
-    fill = _cli("fill", main_folder)
+    fill = cli("fill", main_folder)
     assert fill.returncode == 1 and "failed: cut.jpg" in fill.stderr and "truncated" in fill.stderr
     filled = read_image(anon / "blur" / "street" / "01.jpg")
     source = read_image(main_folder / "images" / "street" / "01.jpg")
@@ -82,15 +71,15 @@ def test_steps_process_good_images_and_report_bad_ones(main_folder):
     assert set(source.metadata) == {"exif", "xmp", "icc_profile"}
     assert (anon / "blur" / "pano.jpg").is_file() and not (anon / "blur" / "cut.jpg").exists()
 
-    blur = _cli("camera-blur", main_folder, "--camera-mask", CAR_MASK)
+    blur = cli("camera-blur", main_folder, "--camera-mask", CAR_MASK)
     assert blur.returncode == 1
     assert (anon / "gaussian_blur" / "pano.jpg").is_file()     # 2:1 like the mask: rescaled
     assert "failed: street/01.jpg" in blur.stderr                # 4:3: refused
-    assert _hashes(main_folder) == originals
+    assert tree_hashes(main_folder / "images") == originals
 
 
 def test_lossless_output_changes_only_masked_pixels(main_folder):
-    assert _cli("fill", main_folder, "--format", "png", "--mode", "telea").returncode == 1  # cut.jpg still fails
+    assert cli("fill", main_folder, "--format", "png", "--mode", "telea").returncode == 1  # cut.jpg still fails
     mask = read_mask(main_folder / "anonymization" / "masks" / "pano-mask.png")
     source = read_image(main_folder / "images" / "pano.jpg").pixels
     filled = read_image(main_folder / "anonymization" / "blur" / "pano.png").pixels
@@ -103,22 +92,22 @@ def test_seed_masks_in_the_original_convention(tmp_path):
     (folder / "images").mkdir(parents=True)
     shutil.copy(SHARED / "images" / "opensfm_lund_01.jpg", folder / "images" / "01.jpg")
     _probmaps(folder, "01", (1024, 768), [(425, 440, 475, 550)], 1.0)
-    assert _cli("masks", folder, "--mode", "seed", "--original-convention").returncode == 0
+    assert cli("masks", folder, "--mode", "seed", "--original-convention").returncode == 0
     written = read_image(folder / "anonymization" / "masks" / "01-mask.png").pixels
     assert written.shape == (768, 1024, 3) and written[500, 450].max() == 0 and written[100, 100].min() == 255
-    result = _cli("fill", folder, "--original-convention", "--format", "png")
+    result = cli("fill", folder, "--original-convention", "--format", "png")
     assert result.returncode == 0, result.stderr
     assert "fill" in result.stderr and "done" in result.stderr  # the summary table
 
 
 def test_bad_arguments_exit_2(tmp_path):
-    result = _cli("masks", tmp_path, "--mode", "otsu")
+    result = cli("masks", tmp_path, "--mode", "otsu")
     assert result.returncode == 2 and "unknown mask mode" in result.stderr
-    result = _cli("camera-blur", tmp_path, "--camera-mask", tmp_path / "nope.png")
+    result = cli("camera-blur", tmp_path, "--camera-mask", tmp_path / "nope.png")
     assert result.returncode == 2 and "camera mask not found" in result.stderr
-    result = _cli("masks", tmp_path, "--feature-masks", "meshroom")
+    result = cli("masks", tmp_path, "--feature-masks", "meshroom")
     assert result.returncode == 2 and "unknown feature-mask layout" in result.stderr
-    result = _cli("fill", tmp_path / "nowhere")
+    result = cli("fill", tmp_path / "nowhere")
     assert result.returncode == 2 and "no images folder" in result.stderr
 
 
@@ -136,7 +125,7 @@ def test_masks_step_keeps_reported_layers(tmp_path):
     excess[500:550, 425:475] = 255   # the lower part of the detected person
     cv2.imwrite(str(layers / "01-manual.png"), manual)
     cv2.imwrite(str(layers / "01-excess.png"), excess)
-    assert _cli("masks", folder).returncode == 0
+    assert cli("masks", folder).returncode == 0
     mask = read_mask(layers / "01-mask.png")
     automatic = read_mask(layers / "01-automatic.png")
     assert mask[100:200, 100:300].all() and not automatic[100:200, 100:300].any()

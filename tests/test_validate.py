@@ -4,9 +4,11 @@ import shutil
 
 import pytest
 
-from conftest import OPENMVG
+from helpers import OPENMVG, needs_shared
 from scanvan_sfm.sfm import Pose, read_scene, validate_scene
 from scanvan_sfm.sfm.io import images_root
+
+pytestmark = needs_shared
 
 
 @pytest.mark.parametrize("name", ["360_flat_gps", "lund"])

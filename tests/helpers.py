@@ -1,0 +1,55 @@
+"""What the test modules share: where the test data is, the command line as a subprocess, file hashes.
+
+The real openMVG outputs live in ../shared (read-only, present in CI). A test that reads them is
+skipped, with the reason, where that folder is missing; the others run anyway."""
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[1]
+SHARED = PROJECT.parent / "shared"
+OPENMVG = SHARED / "fixtures" / "openmvg"
+SCENES = ("360_flat_gps", "lund", "sceaux_castle")
+JSON_FIXTURES = sorted(OPENMVG.glob("*/*.json"))
+BIN_FIXTURES = sorted(OPENMVG.glob("*/sfm_data.bin"))
+GPS_SCENE = OPENMVG / "360_flat_gps" / "sfm_data_bin.json"  # 8 posed panoramas, the service's scene
+
+#: Posed views per fixture README: (reconstructed view ids, unreconstructed view ids).
+POSED = {
+    "360_flat_gps": (set(range(8)), {8}),
+    "lund": (set(range(10)), {10}),
+    "sceaux_castle": (set(range(11)), {11}),
+}
+
+#: Without ../shared, a test that reads it is skipped for this reason: it is marked ``@needs_shared`` (a
+#: whole module: ``pytestmark = needs_shared``) or uses the ``client`` fixture; a module that reads it as
+#: it loads calls ``pytest.skip(WITHOUT_SHARED, allow_module_level=True)`` first.
+WITHOUT_SHARED = f"needs the shared test data, missing here: {SHARED}"
+needs_shared = pytest.mark.skipif(not OPENMVG.is_dir(), reason=WITHOUT_SHARED)
+
+
+def fixture_id(path: Path) -> str:
+    return f"{path.parent.name}/{path.name}"
+
+
+def cli(*args, env=None, cwd=None, timeout=900, background=False):
+    """``scanvan-sfm *args`` in a subprocess; ``env`` is added to this environment. Returns the
+    finished process with its output as text or, ``background``, the running one (in its own
+    session, output discarded)."""
+    command = [sys.executable, "-m", "scanvan_sfm.cli", *map(str, args)]
+    environment = None if env is None else os.environ | env
+    if background:
+        return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=environment,
+                                cwd=cwd, start_new_session=True)
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=environment, cwd=cwd)
+
+
+def tree_hashes(folder: Path) -> dict:
+    """The SHA-256 of every file below ``folder``, by its path relative to it."""
+    return {p.relative_to(folder): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
