@@ -4,6 +4,7 @@ import os
 import shutil
 import signal
 import time
+from pathlib import Path
 
 import numpy as np
 import orjson
@@ -163,8 +164,8 @@ def test_bad_arguments(tmp_path):
 
 def _workers(pid: int) -> list[int]:
     """The pool's worker processes of a running anonymize (not its resource tracker)."""
-    children = (open(f"/proc/{pid}/task/{pid}/children").read().split())
-    return [int(c) for c in children if b"spawn_main" in open(f"/proc/{c}/cmdline", "rb").read()]
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(c) for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
 
 
 def test_worker_killed_mid_run_loses_nothing(lund_run, tmp_path):

@@ -16,7 +16,10 @@ import pytest
 from helpers import cli as run_cli
 from helpers import tree_hashes as hashes
 from scanvan_sfm import atomic, guard, pipeline
-from scanvan_sfm.pipeline import Settings, Task, output_keys
+from scanvan_sfm.dataset import Dataset
+from scanvan_sfm.pipeline import Task
+from scanvan_sfm.runner import run_each
+from scanvan_sfm.settings import Settings
 from scanvan_sfm.sfm import read_scene, write_scene
 
 PROJECT_LUND = __import__("pathlib").Path(__file__).resolve().parents[1] / "fixtures" / "lund"
@@ -125,12 +128,12 @@ def test_guard_refuses_the_source_by_path_link_and_inode(tmp_path):
 
 
 def test_output_keys_are_safe_and_distinct():
-    keys = output_keys({1: "../../images/01.jpg", 2: "/data/images/01.jpg", 3: "images/01.jpg", 4: "02.jpg",
+    keys = Dataset.output_keys({1: "../../images/01.jpg", 2: "/data/images/01.jpg", 3: "images/01.jpg", 4: "02.jpg",
                         5: "02.png", 6: "sub/./03.jpg", 7: "..\\..\\04.jpg"})
     assert len(set(keys.values())) == 7
     assert all(not k.startswith("/") and ".." not in k.split("/") and "." not in k.split("/") for k in keys.values())
     assert keys[4] == "02.jpg" and keys[5] == "02.png" and keys[6] == "sub/03" and keys[7] == "04"
-    clash = output_keys({0: "01.jpg", 1: "../01.jpg", 2: "01.jpg-view0.jpg"})  # a suffix that is another's key
+    clash = Dataset.output_keys({0: "01.jpg", 1: "../01.jpg", 2: "01.jpg-view0.jpg"})  # a suffix that is another's key
     assert len(set(clash.values())) == 3
 
 
@@ -146,9 +149,9 @@ def test_outputs_get_the_usual_mode(tmp_path, umask):
 def test_scene_pair_is_replaced_together_or_not_at_all(tmp_path, monkeypatch):
     from scanvan_sfm.sfm import io as scene_io
     scene = read_scene(PROJECT_LUND / "sfm_data_bin.json")
-    folder = pipeline.MainFolder(tmp_path)
+    dataset = Dataset(tmp_path)
     outputs = {k: f"blur/{v.filename}" for k, v in scene.views.items()}
-    pipeline.register(scene, outputs, folder)
+    dataset.save_registered(scene, outputs)
     before = hashes(tmp_path)
 
     def full_disk(scene, path):
@@ -159,7 +162,7 @@ def test_scene_pair_is_replaced_together_or_not_at_all(tmp_path, monkeypatch):
     monkeypatch.setitem(scene_io._WRITERS, ".bin", full_disk)
     scene.root_path = "changed"
     with pytest.raises(OSError):
-        pipeline.register(scene, outputs, folder)
+        dataset.save_registered(scene, outputs)
     assert hashes(tmp_path) == before  # the JSON was written whole, but neither file was replaced
     assert not list(tmp_path.rglob("*.part"))
 
@@ -179,19 +182,21 @@ def test_full_disk_is_one_line(tmp_path, monkeypatch, capsys):
     assert exit_info.value.code == 2 and err.count("\n") == 1 and "No space left on device" in err
 
 
-def test_opencv_error_fails_the_view_alone(tmp_path, monkeypatch):
+def test_opencv_error_fails_the_view_alone(tmp_path):
     class Failing:
         name = "failing"
 
         def segment(self, *args):
             raise cv2.error("OpenCV(4) error: (-215:Assertion failed) in function 'resize'\nsecond line")
 
-    monkeypatch.setitem(pipeline._worker, "settings", Settings())
-    monkeypatch.setitem(pipeline._worker, "folder", pipeline.MainFolder(tmp_path))
-    monkeypatch.setitem(pipeline._worker, "segmenter", Failing())
-    monkeypatch.setitem(pipeline._worker, "cameras", None)
-    result = pipeline.process_view(Task(0, str(PROJECT_LUND / "images" / "01.jpg"), "01.jpg", "01", (1024, 768)))
-    assert not result.ok and "Assertion failed" in result.reason and "\n" not in result.reason
+    worker = pipeline.ViewWorker.__new__(pipeline.ViewWorker)  # the model is the failing one
+    worker.settings, worker.dataset, worker.error = Settings(), Dataset(tmp_path), ""
+    worker.segmenter, worker.cameras = Failing(), None
+    tasks = [Task(0, str(PROJECT_LUND / "images" / "01.jpg"), "01.jpg", "01", (1024, 768)),
+             Task(1, str(tmp_path / "missing.jpg"), "missing.jpg", "missing", (1024, 768))]
+    failed, missing = sorted(run_each(tasks, worker.process, 2), key=lambda o: o.item.view_id)
+    assert not failed.ok and "Assertion failed" in failed.reason and "\n" not in failed.reason
+    assert not missing.ok and "image not found" in missing.reason
 
 
 def test_a_worker_that_dies_costs_its_view_only(tmp_path):
