@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from scanvan_sfm.images import read_image, read_mask, write_mask
 from scanvan_sfm.dataset import feature_mask_path, write_feature_mask
+from scanvan_sfm.images import read_image, read_mask, write_mask
 from scanvan_sfm.masks import GuardedSettings, block_upscale, guarded_mask, probmap_to_uint8, seed_mask
 
 
