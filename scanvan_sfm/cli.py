@@ -139,10 +139,10 @@ def anonymize_command(
     force: Annotated[bool, typer.Option(help="Redo views that are up to date.")] = False,
 ) -> None:
     """The main job: anonymize the scene's reconstructed views and register them in a new scene."""
-    settings = Settings.checked(model=model, model_dir=str(model_dir) if model_dir else None, fill=fill_mode,
-                                out_format=out_format, mask_mode=mask_mode,
-                                camera_mask=str(camera_mask) if camera_mask else None,
-                                feature_masks=tuple(feature_masks))
+    settings = Settings.checked({"model": model, "model_dir": str(model_dir) if model_dir else None,
+                                 "fill": fill_mode, "out_format": out_format, "mask_mode": mask_mode,
+                                 "camera_mask": str(camera_mask) if camera_mask else None,
+                                 "feature_masks": tuple(feature_masks)})
     if camera_mask is not None:
         settings = settings.model_copy(update={"camera_mask_sha256": sha256_file(camera_mask)})
     with progress_bar("anonymizing") as update:
@@ -183,7 +183,7 @@ def models_install(folder: Annotated[Path | None, typer.Option(
 @app.command("segment")
 def segment_command(
     folder: Folder,
-    model: Annotated[str, typer.Option(help="nanodet (default), centernet or dhsegment.")] = "nanodet",
+    model: Annotated[str, typer.Option(help="nanodet (default), centernet or dhsegment.")] = DEFAULTS.model,
     model_dir: Annotated[Path | None, typer.Option(help="Model files (default: the installed cache).")] = None,
     panorama: Annotated[bool | None, typer.Option(
         "--panorama/--no-panorama", help="Equirectangular tiling (default: for 2:1 images).")] = None,
@@ -233,7 +233,7 @@ def masks_command(
 def fill_command(
     folder: Folder,
     mode: Annotated[str, typer.Option(help="fast (default) or telea (the original, radius 16).")] = DEFAULTS.fill,
-    out_format: Annotated[str, typer.Option("--format", help="same, jpg, png, tif or bmp.")] = "same",
+    out_format: Annotated[str, typer.Option("--format", help="same, jpg, png, tif or bmp.")] = DEFAULTS.out_format,
     original_convention: Annotated[bool, typer.Option(help="Masks are ScanVan's 0 = fill.")] = False,
     panorama: Annotated[bool | None, typer.Option(
         "--panorama/--no-panorama", help="Wrap at the left/right edge (default: for 2:1 images).")] = None,

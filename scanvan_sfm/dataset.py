@@ -27,13 +27,14 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from pathlib import Path, PurePosixPath
+from typing import Literal
 
 import numpy as np
 import orjson
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from .atomic import atomic_group, atomic_output, remove
-from .errors import InputError
+from .errors import InputError, error_place
 from .guard import safe_relative
 from .images import IMAGE_SUFFIXES, Picture, output_suffix, read_image, read_mask, write_image, write_mask
 from .sfm import SfMData, write_scene
@@ -52,7 +53,7 @@ class ViewEntry(BaseModel):
 
     source: str                         # the view's image path in the scene
     source_path: str = ""               # where it was read
-    source_sha256: str = ""
+    source_sha256: str | None = None
     status: str = "pending"             # pending, done or failed
     reason: str | None = None           # why it failed
     outputs: dict[str, str] = {}        # name → path relative to anonymization/
@@ -60,6 +61,12 @@ class ViewEntry(BaseModel):
     mask_sha256: str | None = None      # the mask file the published image was filled with
     settings_digest: str | None = None
     reports: list[str] | None = None    # the applied reports in its layers
+
+    @model_validator(mode="after")
+    def _done_has_outputs(self) -> ViewEntry:
+        if self.status == "done" and not {"mask", "output"} <= self.outputs.keys():
+            raise ValueError("a done view lists its mask and output")
+        return self
 
 
 class Manifest(BaseModel):
@@ -74,12 +81,19 @@ class Manifest(BaseModel):
     settings_digest: str | None = None
     apply_runs: list[str] | None = None
 
+    @field_validator("views")
+    @classmethod
+    def _view_ids(cls, views: dict[str, ViewEntry]) -> dict[str, ViewEntry]:
+        if not all(key.isdigit() for key in views):
+            raise ValueError("view keys are view ids")
+        return views
+
 
 class Region(BaseModel):
     """An area of one view's mask layer that a report put there."""
 
     view_id: int
-    kind: str                                  # "report", "landmarks" or "rays"
+    kind: Literal["report", "landmarks", "rays"]
     angles: list[list[float]] | None = None    # spherical polygon (pitch, yaw): panoramas
     pixels: list[list[float]] | None = None    # pixel polygon (x may run past the seam)
     margin: int = 0                            # pixels, grown around ``pixels``
@@ -95,7 +109,7 @@ class AppliedReport(BaseModel):
     polygon: list[list[float]]                 # (pitch, yaw)
     run: str
     regions: list[Region]
-    layer: str                                 # "manual" or "excess"
+    layer: Literal["manual", "excess"]
 
     def regions_in(self, view_id: int) -> list[Region]:
         return [r for r in self.regions if r.view_id == view_id]
@@ -109,6 +123,15 @@ class Ledger(BaseModel):
     reports: dict[str, AppliedReport] = {}
     runs: list[dict] = []
 
+    @field_validator("reports")
+    @classmethod
+    def _report_keys(cls, reports: dict[str, AppliedReport]) -> dict[str, AppliedReport]:
+        for key in reports:
+            kind, _, rest = key.partition("-")
+            if not (kind == "report" and rest.isdigit() or kind == "feed" and rest):
+                raise ValueError(f"{key!r} is not report-<id> or feed-<digest>")
+        return reports
+
 
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
@@ -118,11 +141,15 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _unknown_layout(layout: str) -> str:
+    return f"unknown feature-mask layout {layout!r} (choose from {', '.join(FEATURE_MASK_LAYOUTS)})"
+
+
 def check_layouts(layouts) -> None:
     """Refuse unknown feature-mask layouts up front."""
     for layout in layouts:
         if layout not in FEATURE_MASK_LAYOUTS:
-            raise InputError(f"unknown feature-mask layout {layout!r} (choose from {', '.join(FEATURE_MASK_LAYOUTS)})")
+            raise InputError(_unknown_layout(layout))
 
 
 def feature_mask_path(layout: str, out_dir: Path, image_path: str) -> Path:
@@ -138,7 +165,7 @@ def feature_mask_path(layout: str, out_dir: Path, image_path: str) -> Path:
         return out_dir / rel.parent / f"{rel.name}.png"
     if layout == "opensfm":
         return out_dir / "masks" / rel.parent / f"{rel.name}.png"
-    raise ValueError(f"unknown feature-mask layout {layout!r} (choose from {', '.join(FEATURE_MASK_LAYOUTS)})")
+    raise ValueError(_unknown_layout(layout))
 
 
 def write_feature_mask(layout: str, mask: np.ndarray, out_dir: Path, image_path: str) -> Path:
@@ -367,10 +394,14 @@ def _load_state(path: Path, model: type[BaseModel]):
     try:
         return model.model_validate_json(path.read_bytes())
     except ValidationError as exc:
-        error = exc.errors()[0]
-        place = ".".join(map(str, error["loc"])) or "$"
-        raise InputError(f"{path}: {place}: {error['msg']} (not written by this tool? move it away to start "
+        raise InputError(f"{path}: {validation_message(exc)} (not written by this tool? move it away to start "
                          "afresh)") from None
+
+
+def validation_message(exc: ValidationError) -> str:
+    """A pydantic error in one line: the place as a JSON path, and what is wrong there."""
+    error = exc.errors()[0]
+    return f"{error_place(error['loc']).lstrip('.') or '$'}: {error['msg']}"
 
 
 def _save_state(path: Path, state: BaseModel) -> None:

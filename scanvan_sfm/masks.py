@@ -12,8 +12,6 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .errors import InputError
-
 MASK_MODES = ("guarded", "seed")
 #: Per-view layers beside the automatic mask: ``manual`` (areas reports add) and ``excess``
 #: (areas reports release).
@@ -102,9 +100,7 @@ def _drop_small(binary: np.ndarray, min_area: float) -> np.ndarray:
 
 def mask_from_maps(mode: str, people: np.ndarray, vehicles: np.ndarray, shape: tuple[int, int],
                    guarded: GuardedSettings, camera: np.ndarray | None) -> np.ndarray:
-    """The automatic mask from the 8-bit probability maps, in either mode."""
-    if mode not in MASK_MODES:
-        raise InputError(f"unknown mask mode {mode!r} (choose from {', '.join(MASK_MODES)})")
+    """The automatic mask from the 8-bit probability maps, in either mode (``MASK_MODES``)."""
     if mode == "seed":
         return seed_mask(people, vehicles, shape)
     return guarded_mask(people, vehicles, shape, guarded, camera)

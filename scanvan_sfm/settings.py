@@ -4,13 +4,13 @@ from here."""
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from . import __version__
-from .dataset import check_layouts
+from .camera_blur import CameraMasks
+from .dataset import check_layouts, validation_message
 from .errors import InputError
 from .fill import FILL_MODES
 from .images import output_suffix
@@ -19,6 +19,13 @@ from .segment import SEGMENTERS
 
 #: The settings that take one of a few names, and what to call them in an error.
 CHOICES = {"model": (SEGMENTERS, "model"), "fill": (FILL_MODES, "fill mode"), "mask_mode": (MASK_MODES, "mask mode")}
+
+
+def check_choice(name: str, value: str) -> None:
+    """Refuse a value that is not one of the setting's names (``CHOICES``)."""
+    allowed, what = CHOICES[name]
+    if value not in allowed:
+        raise InputError(f"unknown {what} {value!r} (choose from {', '.join(allowed)})")
 
 
 class Settings(BaseModel):
@@ -37,23 +44,21 @@ class Settings(BaseModel):
     guarded: GuardedSettings = GuardedSettings()
 
     @classmethod
-    def checked(cls, **values) -> Settings:
-        """Build and validate; a bad value is an ``InputError`` in one line."""
+    def checked(cls, values: dict, where: str = "settings") -> Settings:
+        """Build and validate; a bad value is an ``InputError`` in one line naming ``where``."""
         try:
-            return cls(**values)
+            return cls.model_validate(values)
         except ValidationError as exc:
-            error = exc.errors()[0]
-            raise InputError(f"{'.'.join(map(str, error['loc']))}: {error['msg']}") from None
+            raise InputError(f"{where}: {validation_message(exc)}") from None
 
     @model_validator(mode="after")
     def _valid(self) -> Settings:
-        for name, (allowed, what) in CHOICES.items():
-            if getattr(self, name) not in allowed:
-                raise InputError(f"unknown {what} {getattr(self, name)!r} (choose from {', '.join(allowed)})")
-        output_suffix("x.jpg", self.out_format)
+        for name in CHOICES:
+            check_choice(name, getattr(self, name))
         check_layouts(self.feature_masks)
-        if self.camera_mask is not None and not Path(self.camera_mask).is_file():
-            raise InputError(f"{self.camera_mask}: camera mask not found")
+        if self.camera_mask is not None:
+            CameraMasks(self.camera_mask)  # refuses a missing file
+        output_suffix("x.jpg", self.out_format)
         return self
 
     def digest(self) -> str:

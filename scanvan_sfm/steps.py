@@ -12,7 +12,8 @@ from .camera_blur import CameraMasks, camera_blur
 from .dataset import Dataset, check_layouts
 from .errors import InputError
 from .images import output_suffix, read_image
-from .masks import LAYERS, MASK_MODES, GuardedSettings
+from .masks import LAYERS, GuardedSettings
+from .settings import check_choice
 from .sfm.validate import image_size
 from .view import render, segment, view_mask
 
@@ -27,8 +28,7 @@ class MaskOptions:
     _cameras: CameraMasks | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if self.mode not in MASK_MODES:
-            raise InputError(f"unknown mask mode {self.mode!r} (choose from {', '.join(MASK_MODES)})")
+        check_choice("mask_mode", self.mode)
         check_layouts(self.feature_layouts)
         self._cameras = CameraMasks(self.camera_mask) if self.camera_mask else None
 

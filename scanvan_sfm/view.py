@@ -36,10 +36,6 @@ class Rendered:
     filled: np.ndarray
     blurred: np.ndarray | None = None
 
-    @property
-    def published(self) -> np.ndarray:
-        return self.filled if self.blurred is None else self.blurred
-
 
 def segment(pixels: np.ndarray, segmenter, camera: np.ndarray | None, panorama: bool | None = None) -> Segmented:
     """The detector's maps and boxes (panorama tiling for 2:1 images, unless ``panorama`` says

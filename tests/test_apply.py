@@ -293,3 +293,16 @@ def test_anonymize_refills_a_view_whose_apply_was_killed(anonymized, tmp_path):
     rerun = cli("anonymize", SCENE, "--out", out)
     assert rerun.returncode == 0, rerun.stderr
     assert image.read_bytes() == (reference / "anonymization" / "blur" / f"{KEYS[0]}.JPG").read_bytes()
+
+
+@pytest.mark.parametrize("edit", [{"fill": 5}, {"bogus": 1}, {"guarded": "x"}])
+def test_hand_edited_settings_are_one_line(out, tmp_path, edit):
+    manifest_path = out / "anonymization" / "manifest.json"
+    manifest = orjson.loads(manifest_path.read_bytes())
+    manifest["settings"] |= edit
+    manifest_path.write_bytes(orjson.dumps(manifest))
+    feed = tmp_path / "feed.json"
+    write_feed(feed, (5, box(2000, 1300, 80, 80)))
+    result = cli("reports", "apply", "--scene", SCENE, "--out", out, "--feed", feed)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and "manifest.json: settings" in result.stderr

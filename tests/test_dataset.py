@@ -41,20 +41,26 @@ def test_masks_layers_and_probmaps_round_trip(tmp_path):
 def test_state_files_round_trip_and_refuse_what_they_cannot_read(tmp_path):
     dataset = Dataset(tmp_path)
     assert dataset.load_manifest() == Manifest() and dataset.load_ledger() == Ledger()
-    manifest = Manifest(views={"10": ViewEntry(source="b.jpg"), "2": ViewEntry(source="a.jpg", status="done")})
+    manifest = Manifest(views={"10": ViewEntry(source="b.jpg"), "2": ViewEntry(source="a.jpg")})
     dataset.save_manifest(manifest)
     assert list(dataset.load_manifest().views) == ["2", "10"]  # sorted by view id
     report = AppliedReport(category="blur_missing", view_id=2, polygon=[[1.0, 2.0]], run="r", layer="manual",
                            regions=[Region(view_id=2, kind="report", angles=[[1.0, 2.0]])])
     dataset.save_ledger(Ledger(reports={"feed-1": report}))
     assert dataset.load_ledger().reports["feed-1"].regions_in(2)[0].angles == [[1.0, 2.0]]
-    for path in (dataset.manifest_path, dataset.ledger_path):
-        for bad in (b"{", b"[]", b'{"views": 3, "reports": 3}'):
-            path.write_bytes(bad)
-            loader = dataset.load_manifest if path == dataset.manifest_path else dataset.load_ledger
+    common = [b"{", b"[]"]
+    bad_manifests = [*common, b'{"views": 3}', b'{"views": {"abc": {"source": "a.jpg"}}}',
+                     b'{"views": {"1": {"source": "a.jpg", "status": "done", "outputs": {"mask": "m.png"}}}}']
+    bad_ledgers = [*common, b'{"reports": 3}', b'{"reports": {"report-abc": {}}}',
+                   b'{"reports": {"feed-1": {"category": "blur_missing", "view_id": 1, "polygon": [], "run": "r", '
+                   b'"regions": [], "layer": "bogus"}}}']
+    for path, load, bad in ((dataset.manifest_path, dataset.load_manifest, bad_manifests),
+                            (dataset.ledger_path, dataset.load_ledger, bad_ledgers)):
+        for content in bad:
+            path.write_bytes(content)
             with pytest.raises(InputError) as error:
-                loader()
-            assert str(path) in str(error.value) and "\n" not in str(error.value)
+                load()
+            assert str(path) in str(error.value) and "\n" not in str(error.value), content
 
 
 def test_audit_is_appended_whole(tmp_path):

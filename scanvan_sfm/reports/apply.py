@@ -36,7 +36,7 @@ from ..failures import EXPECTED_ERRORS, reason
 from ..images import read_image
 from ..masks import LAYERS, publishable
 from ..settings import Settings
-from ..sfm import SfMData, read_scene
+from ..sfm import SfMData, is_panorama, read_scene
 from ..sfm.io import images_root
 from ..view import render as render_view
 from .feed import feed_reports
@@ -104,11 +104,12 @@ def apply_reports(scene_path: Path, out: Path, *, db: Path | None = None, feed: 
     undone = _plan(context, run, feed, propagate_reports)
     affected = set().union(*run.touched.values())
     if affected:
-        settings = Settings.model_validate(context.manifest.settings)
+        settings = Settings.checked(context.manifest.settings or {}, f"{context.dataset.manifest_path}: settings")
         cameras = CameraMasks(settings.camera_mask) if settings.camera_mask else None
         keys = Dataset.output_keys({int(k): e.source for k, e in context.manifest.views.items()})
         for view_id in sorted(affected):
-            run.changes.append(_update_view(context, keys[view_id], view_id, settings, cameras, dry_run))
+            run.changes.append(_update_view(context, keys[view_id], view_id, settings, cameras, dry_run)
+                               if view_id in keys else ViewChange(view_id, [], 0.0, 0.0, False, "not in the manifest"))
         _retry_failed(run, context.ledger.reports, undone)
         if not dry_run:
             _save(context, run, keys)
@@ -226,7 +227,7 @@ def _regions(with_landmarks: Callable[[], SfMData], report: Wanted, propagate_re
 def _layers(applied: dict[str, AppliedReport], view_id: int, width: int, height: int) -> dict[str, np.ndarray]:
     """The view's layers drawn from the applied reports; empty ones left out."""
     layers = {name: render([r for a in applied.values() if a.layer == name for r in a.regions_in(view_id)],
-                           width, height, width == 2 * height) for name in LAYERS}
+                           width, height, is_panorama((width, height))) for name in LAYERS}
     return {name: layer for name, layer in layers.items() if layer.any()}
 
 
