@@ -11,7 +11,7 @@ from typing import Annotated
 import orjson
 import typer
 
-from . import guard, steps
+from . import __version__, guard, steps
 from .camera_blur import CameraMasks
 from .dataset import FEATURE_MASK_LAYOUTS, Dataset, sha256_file
 from .errors import InputError
@@ -35,8 +35,21 @@ from .summary import (
     summarize_items,
 )
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Anonymize the panoramas of an openMVG reconstruction.")
+
+
+def _version(shown: bool) -> None:
+    if shown:
+        print(f"scanvan-sfm {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False) -> None:
+    """Options of every command."""
+
 scene_app = typer.Typer(no_args_is_help=True, help="Read, convert and check openMVG scenes.")
 app.add_typer(scene_app, name="scene")
 
@@ -274,9 +287,13 @@ def serve_command(
              "Default: none, the connecting address counts.", show_default=False)] = None,
 ) -> None:
     """The public reporting page, its API (/docs) and the moderation page (/moderate)."""
-    import uvicorn
+    try:
+        import uvicorn
 
-    from .reports.app import ServiceConfig, create_app, server_config
+        from .reports.app import ServiceConfig, create_app, server_config
+    except ImportError as exc:
+        raise InputError(f"serve needs the [serve] extra ({exc.name} is missing): "
+                         "pip install 'scanvan-sfm[serve]'") from None
 
     config = ServiceConfig(scene=scene, db=db, token=_moderator_token(token_file), submissions_per_minute=rate)
     if config.token is None:

@@ -1,12 +1,16 @@
 """What the commands print: progress bars and the summary tables, in one place. Visitor and
-file text is printed literally (no console markup)."""
+file text is printed literally (no console markup). Off a terminal (a log, CI), or with
+``NO_COLOR``, progress comes as plain lines and tables in ASCII without colour."""
 
 from __future__ import annotations
 
+import os
+import time
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
@@ -17,6 +21,9 @@ from .runner import Outcome
 
 console = Console(stderr=True)
 stdout = Console()
+PLAIN = not console.is_terminal or bool(os.environ.get("NO_COLOR"))
+PLAIN_EVERY = 10.0   # seconds between plain progress lines
+BOX = box.ASCII if PLAIN else box.HEAVY_HEAD
 
 
 def say(text: str) -> None:
@@ -26,7 +33,10 @@ def say(text: str) -> None:
 
 @contextmanager
 def progress_bar(title: str, total: int | None = None) -> Iterator:
-    """A bar on stderr; yields ``update(done, total)``."""
+    """A bar on stderr (plain lines off a terminal); yields ``update(done, total)``."""
+    if PLAIN:
+        yield _plain_progress(title)
+        return
     columns = (*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as progress:
@@ -34,8 +44,22 @@ def progress_bar(title: str, total: int | None = None) -> Iterator:
         yield lambda done, total: progress.update(task, completed=done, total=total)
 
 
+def _plain_progress(title: str):
+    """``title: done/total`` lines, at most every ``PLAIN_EVERY`` seconds, and at the end."""
+    last = 0.0
+
+    def update(done: int, total: int | None) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= PLAIN_EVERY or done == total:
+            last = now
+            say(f"{title}: {done}/{total if total is not None else '?'}")
+
+    return update
+
+
 def table(title: str, columns: tuple[str, ...], *rows: list[str]) -> Table:
-    result = Table(title=title)
+    result = Table(title=title, box=BOX)
     for column in columns:
         result.add_column(column, justify="right")
     for row in rows:
@@ -100,7 +124,7 @@ def summarize_apply(run, dry_run: bool) -> None:
 
 def show_scene_info(info: dict) -> None:
     """``scene info``: one row per count."""
-    rows = Table(title=info["file"], show_header=False)
+    rows = Table(title=info["file"], show_header=False, box=BOX)
     for key, value in info.items():
         if key != "file":
             rows.add_row(key.replace("_", " "), ", ".join(f"{k}: {v}" for k, v in value.items())
@@ -114,7 +138,7 @@ def show_validation(file, scene, problems: list, warnings: list, images_checked:
         print(f"{file}: {problem}")
     for warning in warnings:
         print(f"{file}: warning: {warning}")
-    rows = Table(show_header=False)
+    rows = Table(show_header=False, box=BOX)
     for name, value in (("views", len(scene.views)), ("reconstructed", len(scene.reconstructed_views())),
                         ("landmarks", len(scene.structure)), ("images checked", images_checked),
                         ("problems", len(problems)), ("warnings", len(warnings))):
@@ -136,7 +160,7 @@ def show_regression(scene, checks: list, scene_equal: bool, problems: list[str],
 
 def show_reports(db, reports: list) -> None:
     """``reports list``: visitor text shown literally (see ``visible``)."""
-    rows = Table(title=Text(f"reports in {db}"))
+    rows = Table(title=Text(f"reports in {db}"), box=BOX)
     for column in ("id", "viewpoint", "category", "status", "corners", "created", "applied run", "comment"):
         rows.add_column(column)
     for r in reports:
