@@ -291,14 +291,16 @@ def serve_command(
         import uvicorn
 
         from .reports.app import ServiceConfig, create_app, server_config
+        from .reports.security import proxy_network
     except ImportError as exc:
         raise InputError(f"serve needs the [serve] extra ({exc.name} is missing): "
                          "pip install 'scanvan-sfm[serve]'") from None
 
+    proxies = [proxy_network(p) for p in trusted_proxy or ()]  # refused before the store is made
     config = ServiceConfig(scene=scene, db=db, token=_moderator_token(token_file), submissions_per_minute=rate)
     if config.token is None:
         say("no moderator token: moderation is off (set SCANVAN_MODERATOR_TOKEN or --token-file)")
-    uvicorn.Server(server_config(create_app(config), host, port, trusted_proxy or ())).run()
+    uvicorn.Server(server_config(create_app(config), host, port, proxies)).run()
 
 
 def _moderator_token(token_file: Path | None) -> str | None:

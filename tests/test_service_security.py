@@ -300,3 +300,4 @@ def test_serve_refuses_bad_trusted_proxies_in_one_line(tmp_path):
                      env={"SCANVAN_MODERATOR_TOKEN": TOKEN})
         assert result.returncode == 2 and "--trusted-proxy" in result.stderr and "Traceback" not in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
+        assert not (tmp_path / "r.sqlite").exists()  # refused before anything is written
