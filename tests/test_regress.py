@@ -18,7 +18,7 @@ def test_sample_scene_matches_its_golden_outputs():
     result = _regress(SAMPLE / "golden")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "REGRESSION" not in result.stdout and "registered scene equal by id: yes" in result.stderr
-    assert sum(line.rstrip(" │").endswith("ok") for line in result.stdout.splitlines()) == 10
+    assert sum(line.rstrip(" │|").endswith("ok") for line in result.stdout.splitlines()) == 10
 
 
 def test_a_changed_mask_is_a_regression(tmp_path):
