@@ -66,13 +66,10 @@ def atomic_output(path: str | Path) -> Iterator[BinaryIO]:
         os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as f:
             yield f
-    except OSError as exc:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
-        if exc.filename is None:  # a full disk: say which file
+        if isinstance(exc, OSError) and exc.filename is None:  # a full disk: say which file
             raise OSError(exc.errno, exc.strerror, str(path)) from None
-        raise
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
         raise
     group = _group.get()
     if group is None:

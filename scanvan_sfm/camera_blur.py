@@ -37,13 +37,19 @@ def load_camera_mask(path: str | Path, size: tuple[int, int]) -> np.ndarray:
     return car
 
 
+def check_camera_mask(path: str | Path) -> Path:
+    """Refuse a camera mask file that is not there."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: camera mask not found")
+    return path
+
+
 class CameraMasks:
     """One camera mask file, loaded once per image size."""
 
     def __init__(self, path: str | Path):
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise InputError(f"{self.path}: camera mask not found")
+        self.path = check_camera_mask(path)
         self._by_size: dict[tuple[int, int], np.ndarray] = {}
 
     def __call__(self, size: tuple[int, int]) -> np.ndarray:

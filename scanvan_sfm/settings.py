@@ -9,7 +9,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from . import __version__
-from .camera_blur import CameraMasks
+from .camera_blur import check_camera_mask
 from .dataset import check_layouts, validation_message
 from .errors import InputError
 from .fill import FILL_MODES
@@ -57,7 +57,7 @@ class Settings(BaseModel):
             check_choice(name, getattr(self, name))
         check_layouts(self.feature_masks)
         if self.camera_mask is not None:
-            CameraMasks(self.camera_mask)  # refuses a missing file
+            check_camera_mask(self.camera_mask)
         output_suffix("x.jpg", self.out_format)
         return self
 
