@@ -18,7 +18,8 @@ from .errors import InputError
 from .masks import GuardedSettings
 from .pipeline import anonymize
 from .runner import run_each
-from .settings import Settings
+from .segment import CLASS_NAMES
+from .settings import Settings, check_choice, check_classes
 from .sfm import Parts, convert_scene, read_scene, validate_scene
 from .sfm.io import images_root
 from .sfm.io import scene_info as scene_info_counts
@@ -108,6 +109,15 @@ def scene_validate(
 
 Folder = Annotated[Path, typer.Argument(help="main folder: images/ and anonymization/", show_default=False)]
 Workers = Annotated[int | None, typer.Option(help="Images processed at once (default: all cores).")]
+Classes = Annotated[str, typer.Option(help=f"Road users to anonymize, comma-separated: {', '.join(CLASS_NAMES)}.")]
+DEFAULT_CLASSES = ",".join(DEFAULTS.classes)
+Silhouettes = Annotated[str, typer.Option(
+    help="Person shapes: selfie (default), rvm, or none (boxes). Box detectors only.")]
+
+
+def _names(listed: str) -> tuple[str, ...]:
+    """A comma-separated option as a tuple of names."""
+    return tuple(name.strip() for name in listed.split(",") if name.strip())
 
 
 def _run_step(title: str, dataset: Dataset, work, workers: int | None) -> None:
@@ -141,6 +151,8 @@ def anonymize_command(
         help="Main folder for the outputs (default: beside the scene).")] = None,
     model: Annotated[str, typer.Option(help="nanodet (default), centernet or dhsegment.")] = DEFAULTS.model,
     model_dir: Annotated[Path | None, typer.Option(help="Model files (default: the installed cache).")] = None,
+    classes: Classes = DEFAULT_CLASSES,
+    silhouettes: Silhouettes = DEFAULTS.silhouettes,
     fill_mode: Annotated[str, typer.Option("--fill", help="fast (default) or telea (the original).")] = DEFAULTS.fill,
     out_format: Annotated[str, typer.Option("--format", help="same (default), jpg, png or tif.")] = DEFAULTS.out_format,
     mask_mode: Annotated[str, typer.Option(help="guarded (default) or seed (the original).")] = DEFAULTS.mask_mode,
@@ -153,6 +165,7 @@ def anonymize_command(
 ) -> None:
     """The main job: anonymize the scene's reconstructed views and register them in a new scene."""
     settings = Settings.checked({"model": model, "model_dir": str(model_dir) if model_dir else None,
+                                 "classes": _names(classes), "silhouettes": silhouettes,
                                  "fill": fill_mode, "out_format": out_format, "mask_mode": mask_mode,
                                  "camera_mask": str(camera_mask) if camera_mask else None,
                                  "feature_masks": tuple(feature_masks)})
@@ -201,13 +214,18 @@ def segment_command(
     panorama: Annotated[bool | None, typer.Option(
         "--panorama/--no-panorama", help="Equirectangular tiling (default: for 2:1 images).")] = None,
     camera_mask: Annotated[Path | None, typer.Option(help="Static camera/car mask: areas not to look at.")] = None,
+    classes: Classes = DEFAULT_CLASSES,
+    silhouettes: Silhouettes = DEFAULTS.silhouettes,
     workers: Workers = 1,
 ) -> None:
     """Step 1: probability maps and detections (anonymization/segmentation)."""
     from .segment import get_segmenter
     dataset = Dataset(folder)
     dataset.images()  # fail early on a missing folder, before loading the model
-    segmenter = get_segmenter(model, model_dir)
+    chosen = _names(classes)
+    check_classes(chosen)
+    check_choice("silhouettes", silhouettes)
+    segmenter = get_segmenter(model, model_dir, classes=chosen, silhouettes=silhouettes)
     cameras = CameraMasks(camera_mask) if camera_mask else None
     _run_step("segmentation", dataset,
               lambda rel: steps.segment_image(dataset, rel, segmenter, panorama, cameras), workers)

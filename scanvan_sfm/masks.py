@@ -2,7 +2,8 @@
 
 ``seed`` reproduces the original ScanVan ``custom_masks.py`` bit for bit. ``guarded`` (default)
 adds what it lacks: no Otsu on an empty map, a floor threshold per class, dilation in
-full-resolution pixels, a minimum component area, an optional static camera/car mask.
+full-resolution pixels, a minimum component area. Neither fills the static camera/car area: as in
+the original, that area gets the camera blur (step 4) instead.
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ def guarded_mask(people: np.ndarray, vehicles: np.ndarray, shape: tuple[int, int
                  camera: np.ndarray | None = None) -> np.ndarray:
     """Per class: Otsu only where something was detected, never below the floor; small
     components dropped and the rest dilated — at the maps' resolution, with the sizes converted
-    from full-resolution pixels — then upscaled to ``shape`` with smooth edges."""
+    from full-resolution pixels — then upscaled to ``shape`` with smooth edges. The ``camera``
+    area is left out."""
     scale = people.shape[1] / shape[1]  # map pixels per image pixel
     small = np.zeros(people.shape, np.uint8)
     for gray, floor, radius in zip((people, vehicles), settings.floor, settings.dilation, strict=True):
@@ -85,7 +87,7 @@ def guarded_mask(people: np.ndarray, vehicles: np.ndarray, shape: tuple[int, int
     else:
         mask = cv2.resize(small * np.uint8(255), (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR) > 127
     if camera is not None:
-        mask |= camera
+        mask &= ~camera
     return mask
 
 

@@ -81,7 +81,8 @@ class ViewWorker:
         self.error = ""
         try:
             self.segmenter = get_segmenter(settings.model, Path(settings.model_dir) if settings.model_dir else None,
-                                           native_log=self.dataset.anonymization / "workers.log")
+                                           native_log=self.dataset.anonymization / "workers.log",
+                                           classes=settings.classes, silhouettes=settings.silhouettes)
             self.cameras = CameraMasks(settings.camera_mask) if settings.camera_mask else None
         except EXPECTED_ERRORS as exc:  # told by every view instead of breaking the pool
             self.error = f"the worker could not start: {reason(exc)}"

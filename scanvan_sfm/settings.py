@@ -15,10 +15,11 @@ from .errors import InputError
 from .fill import FILL_MODES
 from .images import output_suffix
 from .masks import MASK_MODES, GuardedSettings
-from .segment import SEGMENTERS
+from .segment import CLASS_NAMES, DEFAULT_CLASSES, SEGMENTERS, SILHOUETTES
 
 #: The settings that take one of a few names, and what to call them in an error.
-CHOICES = {"model": (SEGMENTERS, "model"), "fill": (FILL_MODES, "fill mode"), "mask_mode": (MASK_MODES, "mask mode")}
+CHOICES = {"model": (SEGMENTERS, "model"), "fill": (FILL_MODES, "fill mode"), "mask_mode": (MASK_MODES, "mask mode"),
+           "silhouettes": (SILHOUETTES, "silhouette model")}
 
 
 def check_choice(name: str, value: str) -> None:
@@ -28,6 +29,14 @@ def check_choice(name: str, value: str) -> None:
         raise InputError(f"unknown {what} {value!r} (choose from {', '.join(allowed)})")
 
 
+def check_classes(classes: tuple[str, ...]) -> None:
+    """At least one class, each one of ``CLASS_NAMES``."""
+    unknown = [name for name in classes if name not in CLASS_NAMES]
+    if unknown or not classes:
+        problem = f"unknown class {unknown[0]!r}" if unknown else "no class to anonymize"
+        raise InputError(f"{problem} (choose from {', '.join(CLASS_NAMES)})")
+
+
 class Settings(BaseModel):
     """A change of any of these redoes the view (see ``digest``)."""
 
@@ -35,6 +44,8 @@ class Settings(BaseModel):
 
     model: str = "nanodet"
     model_dir: str | None = None
+    classes: tuple[str, ...] = DEFAULT_CLASSES
+    silhouettes: str = "selfie"
     fill: str = "fast"
     out_format: str = "same"          # or jpg, png, tif: the filled images' format
     mask_mode: str = "guarded"
@@ -55,6 +66,7 @@ class Settings(BaseModel):
     def _valid(self) -> Settings:
         for name in CHOICES:
             check_choice(name, getattr(self, name))
+        check_classes(self.classes)
         check_layouts(self.feature_masks)
         if self.camera_mask is not None:
             check_camera_mask(self.camera_mask)

@@ -85,8 +85,9 @@ def test_guarded_floor_dilation_min_area_and_camera():
     assert grown.sum() > base.sum()
     assert grown[ys.min() - 20, xs.mean().astype(int)] and not grown[ys.min() - 22, xs.mean().astype(int)]
     camera = np.zeros(shape, bool)
-    camera[900:] = True
-    assert guarded_mask(people, weak, shape, settings, camera)[900:].all()
+    camera[520:] = True  # the rig is camera-blurred, never filled: the person's part there is left out
+    beside_rig = guarded_mask(people, weak, shape, settings, camera)
+    assert not beside_rig[520:].any() and np.array_equal(beside_rig[:520], base[:520])
 
 
 def test_mask_conventions_round_trip(tmp_path):

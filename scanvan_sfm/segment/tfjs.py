@@ -34,8 +34,11 @@ class TfjsGraphModel:
             graph_def = _graph_def(spec, path.parent)
         except (OSError, ValueError, KeyError) as exc:
             raise InputError(f"{path}: not a usable TF.js graph model ({exc})") from None
+        # Feed and fetch by the signature's tensor names; the keys may be aliases (rvm's ``pha``).
         self.inputs = list(spec["signature"]["inputs"])
         self.outputs = list(spec["signature"]["outputs"])
+        tensors = {key: value.get("name", key) for part in ("inputs", "outputs")
+                   for key, value in spec["signature"][part].items()}
         self._tf = tf
 
         def run():
@@ -44,7 +47,7 @@ class TfjsGraphModel:
         # Traced with no arguments: the graph's own input placeholders are fed through ``prune``.
         wrapped = tf.compat.v1.wrap_function(run, signature=[])
         graph = wrapped.graph
-        names = lambda keys: [k if ":" in k else f"{k}:0" for k in keys]  # noqa: E731
+        names = lambda keys: [tensors[k] if ":" in tensors[k] else f"{tensors[k]}:0" for k in keys]  # noqa: E731
         self._fn = wrapped.prune([graph.get_tensor_by_name(n) for n in names(self.inputs)],
                                  [graph.get_tensor_by_name(n) for n in names(self.outputs)])
 

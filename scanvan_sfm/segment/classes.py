@@ -1,0 +1,42 @@
+"""Which road users are anonymized (``--classes``): the COCO labels the detectors keep, with
+bicycles split in two. A bicycle that no person's box overlaps is parked, identifies nobody and is
+left alone by default; a ridden one stays (its rider is masked as a person anyway). Motorcycles
+and scooters carry plates and stay.
+"""
+
+from __future__ import annotations
+
+from .base import Detection
+
+CLASS_NAMES = ("person", "bicycle", "parked-bicycle", "car", "motorcycle", "bus", "train", "truck")
+DEFAULT_CLASSES = tuple(name for name in CLASS_NAMES if name != "parked-bicycle")
+#: A bicycle is ridden when a person's box covers at least this share of it.
+RIDDEN_OVERLAP = 0.1
+
+
+def chosen(detections: list[Detection], classes: tuple[str, ...], wrap_width: int | None) -> list[Detection]:
+    """The detections of the chosen classes; a bicycle is ``bicycle`` when a person's box covers
+    ``RIDDEN_OVERLAP`` of it, else ``parked-bicycle``."""
+    riders = [d for d in detections if d.label == "person" and d.score >= d.threshold]
+
+    def name(d: Detection) -> str:
+        if d.label != "bicycle":
+            return d.label
+        area = (d.x1 - d.x0) * (d.y1 - d.y0)
+        ridden = any(intersection(d, p, wrap_width) >= RIDDEN_OVERLAP * area for p in riders)
+        return "bicycle" if ridden else "parked-bicycle"
+
+    return [d for d in detections if name(d) in classes]
+
+
+def shifts(wrap_width: int | None) -> tuple[int, ...]:
+    """The x offsets under which two boxes are compared: across the seam too on a panorama."""
+    return (0,) if wrap_width is None else (0, wrap_width, -wrap_width)
+
+
+def intersection(a: Detection, b: Detection, wrap_width: int | None) -> float:
+    """The area two boxes share (across a panorama's seam too)."""
+    h = max(0.0, min(a.y1, b.y1) - max(a.y0, b.y0))
+    return max(h * max(0.0, min(a.x1, b.x1 + s) - max(a.x0, b.x0 + s)) for s in shifts(wrap_width))
+
+
