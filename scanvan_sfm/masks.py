@@ -60,7 +60,7 @@ class GuardedSettings:
     """Thresholds in probability, sizes in full-resolution pixels."""
 
     floor: tuple[float, float] = (0.5, 0.5)            # people, vehicles: never threshold below
-    dilation: tuple[int, int] = (16, 8)                # grow people more (hair, limbs, shadows)
+    dilation: tuple[int, int] = (4, 8)                 # silhouettes grow with their size; boxes have a margin
     min_area: int = 64                                 # drop smaller components before dilation
 
 

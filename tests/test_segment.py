@@ -272,5 +272,6 @@ def test_models_install_command(tmp_path):
     result = cli("models", "install", "--dir", tmp_path)
     assert result.returncode == 0, result.stderr
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == sorted(f"{model}.{ext}" for model in ("centernet", "nanodet", "rvm", "selfie") for ext in ("bin", "json"))
+    models = ("centernet", "nanodet", "rvm", "selfie")
+    assert names == sorted(f"{model}.{ext}" for model in models for ext in ("bin", "json"))
     assert install.check_model("nanodet", tmp_path).is_file()

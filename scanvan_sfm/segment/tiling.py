@@ -20,6 +20,8 @@ class TilePlan:
     band: tuple[float, float] = (0.3, 0.8)   # rows of a panorama to tile, as fractions of its height
     tile: float = 0.1                        # fine tile side, as a fraction of the panorama width
     coarse: float = 2.0                      # coarse tiles are this many times larger
+    horizon: tuple[float, float] = (0.47, 0.55)  # rows where far road users are: one more pass …
+    horizon_tile: float = 0.05               # … with tiles this small (about native scale)
     overlap: float = 0.15
     down_pitch: float = 50.0                 # gnomonic views looking down, degrees below the horizon
     down_views: int = 4                      # how many around (0: none)
@@ -112,12 +114,14 @@ class GnomonicView:
 
 
 def panorama_views(width: int, height: int, valid: np.ndarray, plan: TilePlan, size: int) -> list:
-    """Band tiles (fine and coarse) wrapping the seam, and gnomonic views below (and above) the band."""
+    """Band tiles (fine and coarse, and finer at the horizon) wrapping the seam, and gnomonic views
+    below (and above) the band."""
     rows = np.flatnonzero(valid.any(axis=1))
-    top = max(int(plan.band[0] * height), int(rows.min()) if len(rows) else 0)
-    bottom = min(int(plan.band[1] * height), int(rows.max()) + 1 if len(rows) else height)
     views: list = []
-    for side in (plan.tile * width, plan.tile * plan.coarse * width):
+    for side, band in ((plan.tile * width, plan.band), (plan.tile * plan.coarse * width, plan.band),
+                       (plan.horizon_tile * width, plan.horizon)):
+        top = max(int(band[0] * height), int(rows.min()) if len(rows) else 0)
+        bottom = min(int(band[1] * height), int(rows.max()) + 1 if len(rows) else height)
         scale = size / side
         scaled_width = round(width * scale)
         y_top, y_bottom = round(top * scale), max(round(bottom * scale), round(top * scale) + 1)
