@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from . import rig
 from .errors import InputError
 from .images import read_image
 
@@ -46,16 +47,32 @@ def check_camera_mask(path: str | Path) -> Path:
 
 
 class CameraMasks:
-    """One camera mask file, loaded once per image size."""
+    """One camera mask file, loaded once per image size. With the rig's look (``look``: the file
+    of a ``rig.Rig.look``), each view's mask is turned to where the rig lies in that view."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, look: str | Path | None = None):
         self.path = check_camera_mask(path)
+        self.look = read_image(check_camera_mask(look)).pixels if look is not None else None
         self._by_size: dict[tuple[int, int], np.ndarray] = {}
+        self._working: dict[tuple[int, int], np.ndarray] = {}   # at ``rig.SIZE``, to find turns
 
     def __call__(self, size: tuple[int, int]) -> np.ndarray:
         if size not in self._by_size:
             self._by_size[size] = load_camera_mask(self.path, size)
         return self._by_size[size]
+
+    def for_view(self, pixels: np.ndarray) -> np.ndarray:
+        """The mask for this view's pixels: turned to where its rig lies (with a ``look``), less
+        the rows without data (black end to end: nothing to hide there)."""
+        size = pixels.shape[1], pixels.shape[0]
+        mask = self(size)
+        if self.look is not None:
+            if size not in self._working:
+                self._working[size] = rig.working_size(mask)
+            turn = rig.turn_of(pixels, self.look, self._working[size])
+            mask = np.roll(mask, round(turn * size[0] / rig.SIZE[0]), axis=1)
+        no_data = rig.no_data_rows(pixels)
+        return mask & ~no_data[:, None] if no_data.any() else mask
 
 
 def camera_blur(image: np.ndarray, car: np.ndarray, feather: int = 0) -> np.ndarray:

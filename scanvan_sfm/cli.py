@@ -19,7 +19,7 @@ from .masks import GuardedSettings
 from .pipeline import anonymize
 from .runner import run_each
 from .segment import CLASS_NAMES
-from .settings import Settings, check_choice, check_classes
+from .settings import AUTO, Settings, check_choice, check_classes
 from .sfm import Parts, convert_scene, read_scene, validate_scene
 from .sfm.io import images_root
 from .sfm.io import scene_info as scene_info_counts
@@ -156,7 +156,9 @@ def anonymize_command(
     fill_mode: Annotated[str, typer.Option("--fill", help="fast (default) or telea (the original).")] = DEFAULTS.fill,
     out_format: Annotated[str, typer.Option("--format", help="same (default), jpg, png or tif.")] = DEFAULTS.out_format,
     mask_mode: Annotated[str, typer.Option(help="guarded (default) or seed (the original).")] = DEFAULTS.mask_mode,
-    camera_mask: Annotated[Path | None, typer.Option(help="Static camera/car mask (white = scene).")] = None,
+    camera_mask: Annotated[str, typer.Option(
+        help="auto (default: the rig found in the panoramas), none, or a static camera/car mask file "
+             "(white = scene).")] = str(DEFAULTS.camera_mask),
     feature_masks: Annotated[
         list[str], typer.Option(help=f"Also write masks for: {', '.join(FEATURE_MASK_LAYOUTS)}.")] = [],  # noqa: B006
     workers: Workers = None,
@@ -167,10 +169,9 @@ def anonymize_command(
     settings = Settings.checked({"model": model, "model_dir": str(model_dir) if model_dir else None,
                                  "classes": _names(classes), "silhouettes": silhouettes,
                                  "fill": fill_mode, "out_format": out_format, "mask_mode": mask_mode,
-                                 "camera_mask": str(camera_mask) if camera_mask else None,
-                                 "feature_masks": tuple(feature_masks)})
-    if camera_mask is not None:
-        settings = settings.model_copy(update={"camera_mask_sha256": sha256_file(camera_mask)})
+                                 "camera_mask": camera_mask, "feature_masks": tuple(feature_masks)})
+    if settings.camera_mask not in (None, AUTO):
+        settings = settings.model_copy(update={"camera_mask_sha256": sha256_file(Path(settings.camera_mask))})
     with progress_bar("anonymizing") as update:
         run = anonymize(scene, out or scene.parent, settings, images_root_dir=images_root_dir,
                         all_views=all_views, force=force, workers=workers, progress=update)

@@ -9,6 +9,8 @@
         blur/<key>.<ext>            filled images
         gaussian_blur/<key>.<ext>   camera/car-roof blurred
         feature_masks/<tool>/…      masks for openMVG, COLMAP, OpenSfM
+        camera_mask.png, camera_rig.png     the rig anonymize found (white = scene), and its
+                                    look when it turns with the heading (``rig``)
         manifest.json               what anonymize did per view (``Manifest``)
         reports/applied.json, audit.jsonl   reports applied to the masks, and what changed
         sfm_data_anonymized.{json,bin}      the registered scene
@@ -190,6 +192,8 @@ class Dataset:
         self.feature_masks_dir = self.anonymization / "feature_masks"
         self.reports_dir = self.anonymization / "reports"
         self.manifest_path = self.anonymization / "manifest.json"
+        self.camera_mask_path = self.anonymization / "camera_mask.png"
+        self.camera_look_path = self.anonymization / "camera_rig.png"
         self.ledger_path = self.reports_dir / "applied.json"
         self.audit_path = self.reports_dir / "audit.jsonl"
 
@@ -323,6 +327,21 @@ class Dataset:
         for name in names:
             remove(self.mask_layer(key, name))
 
+    def save_camera_mask(self, car: np.ndarray, look: np.ndarray | None) -> tuple[Path, Path | None]:
+        """The rig found in the scene (True = rig) as a camera mask file (white = scene), and its
+        look, if any; a file that already holds the same is left as it is."""
+        _save_unchanged(self.camera_mask_path, np.where(car, 0, 255).astype(np.uint8))
+        if look is None:
+            remove(self.camera_look_path)
+            return self.camera_mask_path, None
+        _save_unchanged(self.camera_look_path, look)
+        return self.camera_mask_path, self.camera_look_path
+
+    def remove_camera_mask(self) -> None:
+        """No rig found: an earlier run's files go."""
+        remove(self.camera_mask_path)
+        remove(self.camera_look_path)
+
     # -------------------------------------------------------------------------- published images
 
     def save_published(self, path: Path, pixels: np.ndarray, like: Picture) -> Path:
@@ -386,6 +405,17 @@ class Dataset:
             for path in paths:
                 write_scene(registered, path)
         return paths
+
+
+def _save_unchanged(path: Path, pixels: np.ndarray) -> None:
+    """A lossless image, unless the file there holds these pixels already."""
+    if path.is_file():
+        try:
+            if np.array_equal(read_image(path).pixels, pixels):
+                return
+        except InputError:
+            pass  # unreadable (not ours): written anew
+    write_image(path, Picture(pixels))
 
 
 def _load_state(path: Path, model: type[BaseModel]):

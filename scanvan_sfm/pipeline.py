@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import guard
+from . import auto_mask, guard
 from .atomic import remove, remove_parts
 from .camera_blur import CameraMasks
 from .dataset import Dataset, Manifest, ViewEntry, sha256_file
@@ -83,7 +83,7 @@ class ViewWorker:
             self.segmenter = get_segmenter(settings.model, Path(settings.model_dir) if settings.model_dir else None,
                                            native_log=self.dataset.anonymization / "workers.log",
                                            classes=settings.classes, silhouettes=settings.silhouettes)
-            self.cameras = CameraMasks(settings.camera_mask) if settings.camera_mask else None
+            self.cameras = CameraMasks(settings.camera_mask, settings.camera_look) if settings.camera_mask else None
         except EXPECTED_ERRORS as exc:  # told by every view instead of breaking the pool
             self.error = f"the worker could not start: {reason(exc)}"
 
@@ -109,7 +109,7 @@ class ViewWorker:
             raise InputError(f"{task.source}: image is {picture.size[0]}×{picture.size[1]}, "
                              f"the scene says {task.size[0]}×{task.size[1]}")
         lap("decode")
-        camera = self.cameras(picture.size) if self.cameras else None
+        camera = self.cameras.for_view(picture.pixels) if self.cameras else None
         layers = self.dataset.load_layers(task.key, LAYERS)
         done = anonymize_frame(picture.pixels, self.segmenter, mask_mode=self.settings.mask_mode,
                                guarded=self.settings.guarded, fill_mode=self.settings.fill, camera=camera,
@@ -154,6 +154,7 @@ class Run:
     first_done: float | None = None   # seconds from the start to the first finished view
     scene_json: Path | None = None
     scene_bin: Path | None = None
+    camera_mask: auto_mask.AutoMask | None = None   # what --camera-mask auto found
     started: float = field(default_factory=time.perf_counter)
     wall: float = 0.0
 
@@ -173,6 +174,7 @@ def anonymize(scene_path: Path, out: Path, settings: Settings, *, images_root_di
     sources.check(dataset.anonymization)
     dataset.anonymization.mkdir(parents=True, exist_ok=True)
     remove_parts(dataset.anonymization)
+    settings, run.camera_mask = auto_mask.resolve(settings, scene, selected, root, dataset, workers)
     manifest = dataset.load_manifest()
     manifest.scene, manifest.images_root = str(scene_path), str(root)
     manifest.settings, manifest.settings_digest = settings.model_dump(mode="json"), settings.digest()

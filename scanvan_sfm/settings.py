@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 
 import orjson
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from . import __version__
 from .camera_blur import check_camera_mask
@@ -16,6 +16,8 @@ from .fill import FILL_MODES
 from .images import output_suffix
 from .masks import MASK_MODES, GuardedSettings
 from .segment import CLASS_NAMES, DEFAULT_CLASSES, SEGMENTERS, SILHOUETTES
+
+AUTO, NONE = "auto", "none"   # the camera mask found in the panoramas (``auto_mask``), or none
 
 #: The settings that take one of a few names, and what to call them in an error.
 CHOICES = {"model": (SEGMENTERS, "model"), "fill": (FILL_MODES, "fill mode"), "mask_mode": (MASK_MODES, "mask mode"),
@@ -49,8 +51,10 @@ class Settings(BaseModel):
     fill: str = "fast"
     out_format: str = "same"          # or jpg, png, tif: the filled images' format
     mask_mode: str = "guarded"
-    camera_mask: str | None = None
+    camera_mask: str | None = AUTO    # a mask file, AUTO (found in the panoramas by anonymize) or None
     camera_mask_sha256: str | None = None
+    camera_look: str | None = None    # the rig's look (AUTO): each view's mask is turned to match it
+    camera_look_sha256: str | None = None
     feature_masks: tuple[str, ...] = ()
     guarded: GuardedSettings = GuardedSettings()
 
@@ -62,14 +66,20 @@ class Settings(BaseModel):
         except ValidationError as exc:
             raise InputError(f"{where}: {validation_message(exc)}") from None
 
+    @field_validator("camera_mask", mode="before")
+    @classmethod
+    def _no_camera_mask(cls, value):
+        return None if value == NONE else value
+
     @model_validator(mode="after")
     def _valid(self) -> Settings:
         for name in CHOICES:
             check_choice(name, getattr(self, name))
         check_classes(self.classes)
         check_layouts(self.feature_masks)
-        if self.camera_mask is not None:
-            check_camera_mask(self.camera_mask)
+        for path in (self.camera_mask, self.camera_look):
+            if path not in (None, AUTO):
+                check_camera_mask(path)
         output_suffix("x.jpg", self.out_format)
         return self
 
@@ -77,4 +87,5 @@ class Settings(BaseModel):
         data = self.model_dump() | {"version": __version__}
         data.pop("model_dir")
         data.pop("camera_mask")
+        data.pop("camera_look")
         return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]

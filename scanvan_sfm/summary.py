@@ -96,12 +96,23 @@ def summarize_anonymize(scene, run) -> None:
                         [str(len(run.done)), str(len(run.skipped)), str(len(run.failed)),
                          str(len(run.unreconstructed)), mean_share(run.masked), f"{run.wall:.1f}",
                          f"{run.worker_peak_mb:.0f}" if run.worker_peak_mb else "-"]))
+    if run.camera_mask:
+        say(camera_mask_line(run.camera_mask))
     if run.unreconstructed:
         say(f"not reconstructed, left out (--all-views to include): views {', '.join(map(str, run.unreconstructed))}")
     if run.seconds:
         console.print(table("time per stage (seconds, all workers)", STAGES,
                             [f"{run.seconds.get(stage, 0.0):.2f}" for stage in STAGES]))
     say(f"registered scene: {run.scene_json} and {run.scene_bin.name}")
+
+
+def camera_mask_line(found) -> str:
+    """What ``--camera-mask auto`` found (``auto_mask.AutoMask``), in one line."""
+    if found.path is None:
+        return f"camera mask: none ({found.reason}; {found.seconds:.1f} s)"
+    turning = ", turning with the heading" if found.turned else ""
+    return (f"camera mask: the rig found in {found.views} panoramas in {found.seconds:.1f} s, "
+            f"{found.share:.1%} of each image{turning}: {found.path}")
 
 
 def summarize_apply(run, dry_run: bool) -> None:

@@ -41,6 +41,7 @@ def test_lund_reconstructed_views_only(lund_run):
     views = _manifest(out)["views"]
     assert sorted(map(int, views)) == list(range(10)) and all(v["status"] == "done" for v in views.values())
     assert "views 10" in result.stderr  # the unposed view is listed as left out
+    assert "camera mask" not in result.stderr and not (out / "anonymization" / "camera_mask.png").exists()  # pinhole
     assert views["0"]["outputs"]["output"] == "blur/01.jpg" and views["0"]["source"] == "01.jpg"
     for view in views.values():
         for path in view["outputs"].values():
@@ -98,6 +99,9 @@ def test_failures_stay_with_their_view(tmp_path):
 def test_panorama_scene(anonymized):
     out = anonymized  # the fixture checked that anonymize succeeded
     assert sorted(map(int, _manifest(out)["views"])) == list(range(8))
+    # eight shots in one small flat: too alike to tell a rig (tests/test_rig.py), so no camera mask
+    assert _manifest(out)["settings"]["camera_mask"] is None
+    assert not (out / "anonymization" / "camera_mask.png").exists()
     registered = read_scene(out / "anonymization" / "sfm_data_anonymized.bin")
     assert sorted(registered.views) == list(range(8))
     assert sorted(registered.intrinsics) == [0]  # intrinsic 1 belonged to view 8 only

@@ -105,7 +105,7 @@ def apply_reports(scene_path: Path, out: Path, *, db: Path | None = None, feed: 
     affected = set().union(*run.touched.values())
     if affected:
         settings = Settings.checked(context.manifest.settings or {}, f"{context.dataset.manifest_path}: settings")
-        cameras = CameraMasks(settings.camera_mask) if settings.camera_mask else None
+        cameras = CameraMasks(settings.camera_mask, settings.camera_look) if settings.camera_mask else None
         keys = Dataset.output_keys({int(k): e.source for k, e in context.manifest.views.items()})
         for view_id in sorted(affected):
             run.changes.append(_update_view(context, keys[view_id], view_id, settings, cameras, dry_run)
@@ -269,7 +269,7 @@ def _refill(dataset: Dataset, entry: ViewEntry, key: str, mask: np.ndarray, sett
     if sha256_file(source) != entry.source_sha256:
         raise InputError(f"{source}: the original changed since anonymize ran (rerun anonymize)")
     picture = read_image(source)
-    camera = cameras(picture.size) if cameras else None
+    camera = cameras.for_view(picture.pixels) if cameras else None
     rendered = render_view(picture.pixels, mask, settings.fill, camera)
     paths, entry.mask_sha256 = dataset.save_outputs(key, entry.source, picture, mask, rendered,
                                                     settings.feature_masks, settings.out_format)
