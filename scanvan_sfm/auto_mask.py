@@ -53,9 +53,10 @@ def resolve(settings: Settings, scene: SfMData, selected: dict, root: Path, data
         if len(panoramas) < len(selected):
             raise rig.NoRig(f"{len(selected) - len(panoramas)} of the {len(selected)} views are not panoramas")
         sampled = rig.sample(panoramas)
-        outcomes = run_each([scene.image_path(selected[k], root) for k in sampled],
-                            lambda path: read_reduced(path, DECODE_WIDTH), workers)
-        found = rig.estimate([o.value for o in outcomes if o.ok])  # an unreadable view fails on its own
+        paths = [scene.image_path(selected[k], root) for k in sampled]
+        decoded = {o.item: o.value for o in run_each(paths, lambda path: read_reduced(path, DECODE_WIDTH), workers)
+                   if o.ok}  # an unreadable view fails on its own
+        found = rig.estimate([decoded[path] for path in paths if path in decoded])  # in the scene's order
         size = Counter((selected[k].width, selected[k].height) for k in panoramas).most_common(1)[0][0]
         mask, look = dataset.save_camera_mask(rig.full_size(found.mask, size), found.look if found.turned else None)
         note = AutoMask(views=len(sampled), share=found.share, turned=found.turned, path=mask)
