@@ -96,6 +96,9 @@ def summarize_anonymize(scene, run) -> None:
                         [str(len(run.done)), str(len(run.skipped)), str(len(run.failed)),
                          str(len(run.unreconstructed)), mean_share(run.masked), f"{run.wall:.1f}",
                          f"{run.worker_peak_mb:.0f}" if run.worker_peak_mb else "-"]))
+    if run.jpeg_whole:
+        console.print(table("JPEG encoded whole, not block by block", ("reason", "views"),
+                            *([reason, str(count)] for reason, count in run.jpeg_whole.most_common())))
     if run.unreconstructed:
         say(f"not reconstructed, left out (--all-views to include): views {', '.join(map(str, run.unreconstructed))}")
     if run.seconds:
