@@ -193,8 +193,8 @@ def encode_mcus(pixels: np.ndarray, rows: np.ndarray, columns: np.ndarray, frame
     planes = tiles.astype(np.float32) - 128  # the level shift
     result = []
     for c, (h, v) in enumerate(frame.factors):
-        step_y, step_x = mcu_h // (8 * v), mcu_w // (8 * h)
-        plane = planes[..., c].reshape(-1, 8 * v, step_y, 8 * h, step_x).mean(axis=(2, 4))
+        step_y, step_x = mcu_h // (8 * v), mcu_w // (8 * h)  # pixels per sample
+        plane = np.mean([planes[:, i::step_y, j::step_x, c] for i in range(step_y) for j in range(step_x)], axis=0)
         blocks = plane.reshape(-1, v, 8, h, 8).transpose(0, 1, 3, 2, 4).reshape(-1, 64)
         coefs = blocks @ DCT_2D.T / quant[c].astype(np.float32)
         result.append(np.rint(coefs).astype(np.int16).reshape(-1, v, h, 64))

@@ -44,15 +44,15 @@ _DE_BRUIJN_INDEX[[(((1 << i) * 0x03F79D71B4CB0A89) % (1 << 64)) >> 58 for i in r
 _SHIFT = np.uint64(58)
 
 
+#: Bits of each magnitude a baseline value can have (``_category``).
+_BITS = np.array([int(a).bit_length() for a in range(2048)], np.int64)
+
+
 @numba.njit(cache=True, inline="always")
 def _category(value):
-    """Bits of ``abs(value)``: the size part of a Huffman symbol."""
+    """Bits of ``abs(value)``: the size part of a Huffman symbol (12: too large for baseline)."""
     a = abs(value)
-    n = 0
-    while a:
-        n += 1
-        a >>= 1
-    return n
+    return _BITS[a] if a < 2048 else 12
 
 
 @numba.njit(cache=True, inline="always")
@@ -83,8 +83,9 @@ def _emit(counts, codes, sizes, out, state, table, symbol, value):
     if out is None:
         counts[table, symbol] += 1
         return state
-    pos, acc, nacc = _put(out, state[0], state[1], state[2], codes[table, symbol], sizes[table, symbol])
-    return _put(out, pos, acc, nacc, value if value >= 0 else value - 1, symbol & 15)
+    n = symbol & 15
+    bits = (codes[table, symbol] << n) | ((value if value >= 0 else value - 1) & ((1 << n) - 1))
+    return _put(out, state[0], state[1], state[2], bits, sizes[table, symbol] + n)
 
 
 @numba.njit(cache=True, inline="always")
