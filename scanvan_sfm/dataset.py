@@ -344,23 +344,24 @@ class Dataset:
 
     # -------------------------------------------------------------------------- published images
 
-    def save_published(self, path: Path, pixels: np.ndarray, like: Picture) -> Path:
-        """A filled or camera-blurred image, with the source's metadata."""
-        write_image(path, Picture(pixels, like.metadata))
-        return path
+    def save_published(self, path: Path, pixels: np.ndarray, like: Picture) -> str | None:
+        """A filled or camera-blurred image, with the source's metadata; as JPEG from a JPEG
+        source, the source's unchanged blocks copied. Returns why it was encoded whole instead."""
+        return write_image(path, Picture(pixels, like.metadata), like=like)
 
     def save_outputs(self, key: str, rel: str, picture: Picture, mask: np.ndarray, rendered,
-                     feature_masks, out_format: str) -> tuple[dict[str, Path], str]:
+                     feature_masks, out_format: str) -> tuple[dict[str, Path], str, str | None]:
         """A view's mask (and feature masks), then its published images (``view.Rendered``);
-        returns the paths written and the mask file's digest, which the manifest records once
-        the images are written too."""
+        returns the paths written, the mask file's digest, which the manifest records once the
+        images are written too, and why a JPEG was encoded whole (``save_published``)."""
         paths = {"mask": self.save_mask(key, mask)} | self.save_feature_masks(feature_masks, rel, mask)
         suffix = output_suffix(rel, out_format)
-        paths["blur"] = paths["output"] = self.save_published(self.blurred(key, suffix), rendered.filled, picture)
+        paths["blur"] = paths["output"] = self.blurred(key, suffix)
+        whole = self.save_published(paths["blur"], rendered.filled, picture)
         if rendered.blurred is not None:
-            paths["gaussian_blur"] = paths["output"] = self.save_published(
-                self.camera_blurred(key, suffix), rendered.blurred, picture)
-        return paths, sha256_file(paths["mask"])
+            paths["gaussian_blur"] = paths["output"] = self.camera_blurred(key, suffix)
+            whole = self.save_published(paths["gaussian_blur"], rendered.blurred, picture) or whole
+        return paths, sha256_file(paths["mask"]), whole
 
     def filled_image(self, rel: str) -> Path:
         """The filled output of an image, whatever format it was written in."""

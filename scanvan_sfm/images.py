@@ -2,18 +2,21 @@
 
 JPEG is decoded by Pillow, which refuses truncated files and reads EXIF, XMP (GPano panorama
 tags included) and ICC in the same pass; PNG, BMP and TIFF by OpenCV, which keeps 16-bit colour.
-The EXIF orientation is not applied: openMVG works on the stored pixel grid.
+The EXIF orientation is not applied: openMVG works on the stored pixel grid. A JPEG written from
+a JPEG source keeps the source's blocks where the pixels did not change (``jpeg_blocks``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from . import jpeg_blocks
 from .atomic import atomic_output
 from .errors import InputError
 
@@ -25,12 +28,32 @@ class ImageError(InputError):
     """An image that cannot be read or written."""
 
 
+@dataclass(frozen=True)
+class SourceFile:
+    """The JPEG file a picture was read from, as it was then (its size and modification time)."""
+
+    path: Path
+    stamp: tuple[int, int]
+
+    @classmethod
+    def of(cls, path: Path) -> SourceFile:
+        stat = path.stat()
+        return cls(path, (stat.st_size, stat.st_mtime_ns))
+
+    def unchanged(self) -> bool:
+        try:
+            return SourceFile.of(self.path) == self
+        except OSError:
+            return False
+
+
 @dataclass
 class Picture:
     """Pixels (H×W, H×W×3 RGB or H×W×4 RGBA; uint8 or uint16) and the metadata to keep."""
 
     pixels: np.ndarray
     metadata: dict[str, bytes] = field(default_factory=dict)  # exif, xmp, icc_profile
+    source: SourceFile | None = None  # the JPEG it was read from
 
     @property
     def size(self) -> tuple[int, int]:
@@ -55,19 +78,23 @@ def read_image(path: str | Path) -> Picture:
 
 def _read_jpeg(path: Path) -> Picture:
     try:
+        source = SourceFile.of(path)
         with Image.open(path) as img:
             img.load()
             metadata = {k: img.info[k] for k in ("exif", "xmp", "icc_profile") if img.info.get(k)}
             pixels = img if img.mode in ("RGB", "L") else img.convert("RGB")
-            return Picture(np.asarray(pixels), metadata)
+            return Picture(np.asarray(pixels), metadata, source)
     except (OSError, UnidentifiedImageError, SyntaxError) as exc:
         raise ImageError(f"{path}: unreadable or truncated image ({exc})") from None
 
 
-def write_image(path: str | Path, picture: Picture, quality: int = 95) -> None:
+def write_image(path: str | Path, picture: Picture, quality: int = 95, like: Picture | None = None) -> str | None:
     """Write atomically in the format of the extension; JPEG keeps the picture's metadata.
 
-    PNG, BMP and TIFF are lossless; JPEG needs 8-bit pixels and drops an alpha channel.
+    PNG, BMP and TIFF are lossless; JPEG needs 8-bit pixels and drops an alpha channel. A JPEG
+    written with ``like``, the picture as read from a JPEG, copies that file's blocks where the
+    pixels equal ``like``'s (``jpeg_blocks``); the rest is encoded with its quantization tables.
+    Returns why such a JPEG was encoded whole instead (Pillow, ``quality``), else None.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -80,8 +107,8 @@ def write_image(path: str | Path, picture: Picture, quality: int = 95) -> None:
         if pixels.ndim == 3 and pixels.shape[2] == 4:
             pixels = pixels[:, :, :3]
         with atomic_output(path) as f:
-            Image.fromarray(pixels).save(f, "JPEG", quality=quality, **picture.metadata)
-        return
+            whole = _write_jpeg(f, pixels, picture.metadata, like, quality)
+        return whole
     if pixels.ndim == 3:
         pixels = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR if pixels.shape[2] == 3 else cv2.COLOR_RGBA2BGRA)
     params = [cv2.IMWRITE_PNG_COMPRESSION, 1] if suffix == ".png" else []
@@ -90,6 +117,23 @@ def write_image(path: str | Path, picture: Picture, quality: int = 95) -> None:
         raise ImageError(f"{path}: could not encode the image")
     with atomic_output(path) as f:
         f.write(encoded.tobytes())
+    return None
+
+
+def _write_jpeg(f: BinaryIO, pixels: np.ndarray, metadata: dict[str, bytes], like: Picture | None,
+                quality: int) -> str | None:
+    """Block by block from ``like``'s JPEG when it can be; else whole, saying why (None: no JPEG source)."""
+    whole = None
+    if like is not None and like.source is not None:
+        try:
+            if not like.source.unchanged():
+                raise jpeg_blocks.Unsupported("the source file changed since it was read")
+            f.write(jpeg_blocks.write(like.source.path, like.pixels, pixels, metadata).data)
+            return None
+        except jpeg_blocks.Unsupported as exc:
+            whole = str(exc)
+    Image.fromarray(pixels).save(f, "JPEG", quality=quality, **metadata)
+    return whole
 
 
 def read_mask(path: str | Path, original_convention: bool = False) -> np.ndarray:

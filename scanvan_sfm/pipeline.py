@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +53,7 @@ class ViewDone:
     mask_sha256: str
     seconds: dict[str, float]
     peak_rss_mb: float
+    jpeg_whole: str | None = None   # why a JPEG output was encoded whole, not block by block
 
 
 def peak_rss_mb() -> float:
@@ -118,11 +120,12 @@ class ViewWorker:
             "view_id": task.view_id, "image": task.rel, "model": self.segmenter.name,
             "detections": [d.as_dict() for d in done.segmented.segmentation.detections]})
         self.dataset.keep_automatic(task.key, done.automatic, layers)
-        published, mask_sha256 = self.dataset.save_outputs(task.key, task.rel, picture, done.mask, done.rendered,
-                                                           self.settings.feature_masks, self.settings.out_format)
+        published, mask_sha256, jpeg_whole = self.dataset.save_outputs(
+            task.key, task.rel, picture, done.mask, done.rendered, self.settings.feature_masks,
+            self.settings.out_format)
         lap("encode")
         outputs = {name: self.dataset.relative(path) for name, path in (paths | published).items()}
-        return ViewDone(outputs, float(done.mask.mean()), mask_sha256, seconds, peak_rss_mb())
+        return ViewDone(outputs, float(done.mask.mean()), mask_sha256, seconds, peak_rss_mb(), jpeg_whole)
 
 
 _worker: ViewWorker | None = None
@@ -150,6 +153,7 @@ class Run:
     unreconstructed: list[int] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     masked: list[float] = field(default_factory=list)
+    jpeg_whole: Counter[str] = field(default_factory=Counter)  # views whose JPEG was encoded whole, by reason
     worker_peak_mb: float = 0.0
     first_done: float | None = None   # seconds from the start to the first finished view
     scene_json: Path | None = None
@@ -252,6 +256,8 @@ def _record(outcome: Outcome, manifest: Manifest, run: Run, dataset: Dataset) ->
         return
     done: ViewDone = outcome.value
     run.worker_peak_mb = max(run.worker_peak_mb, done.peak_rss_mb)
+    if done.jpeg_whole:
+        run.jpeg_whole[done.jpeg_whole] += 1
     if run.first_done is None:
         run.first_done = time.perf_counter() - run.started
     for stage, seconds in done.seconds.items():

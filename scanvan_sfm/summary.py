@@ -98,6 +98,9 @@ def summarize_anonymize(scene, run) -> None:
                          f"{run.worker_peak_mb:.0f}" if run.worker_peak_mb else "-"]))
     if run.camera_mask:
         say(camera_mask_line(run.camera_mask))
+    if run.jpeg_whole:
+        console.print(table("JPEG encoded whole, not block by block", ("reason", "views"),
+                            *([reason, str(count)] for reason, count in run.jpeg_whole.most_common())))
     if run.unreconstructed:
         say(f"not reconstructed, left out (--all-views to include): views {', '.join(map(str, run.unreconstructed))}")
     if run.seconds:

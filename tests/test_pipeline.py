@@ -1,17 +1,21 @@
 """anonymize end to end on the real openMVG scenes: selection, outputs, registration, resume."""
 
 import os
+import re
 import shutil
 import signal
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import orjson
 import pytest
+from PIL import Image
 
 from helpers import OPENMVG, cli, needs_shared, tree_hashes
 from scanvan_sfm.images import read_image, read_mask
+from scanvan_sfm.jpeg_blocks import read_frame
 from scanvan_sfm.sfm import read_scene, validate_scene
 
 pytestmark = needs_shared
@@ -49,6 +53,24 @@ def test_lund_reconstructed_views_only(lund_run):
     assert tree_hashes(OPENMVG / "lund") == originals  # the originals are never written to
 
 
+def test_published_jpegs_are_the_sources_outside_the_masked_blocks(lund_run):
+    out, result, _ = lund_run
+    assert "encoded whole" not in result.stderr  # every view was written block by block
+    for view in _manifest(out)["views"].values():
+        source = read_image(OPENMVG / "lund" / "images" / view["source"]).pixels
+        published = read_image(out / "anonymization" / view["outputs"]["output"]).pixels
+        mask = read_mask(out / "anonymization" / view["outputs"]["mask"])
+        mcu_h, mcu_w = read_frame((OPENMVG / "lund" / "images" / view["source"]).read_bytes()).mcu
+        rows, columns = -(-mask.shape[0] // mcu_h), -(-mask.shape[1] // mcu_w)
+        blocks = np.zeros((rows * mcu_h, columns * mcu_w), bool)
+        blocks[:mask.shape[0], :mask.shape[1]] = mask
+        blocks = blocks.reshape(rows, mcu_h, columns, mcu_w).any(axis=(1, 3))
+        touched = blocks.repeat(mcu_h, axis=0).repeat(mcu_w, axis=1)[:mask.shape[0], :mask.shape[1]]
+        near = cv2.dilate(touched.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)  # + the chroma edge
+        assert np.array_equal(published[~near], source[~near])
+        assert not np.array_equal(published[mask], source[mask]) or not mask.any()
+
+
 def test_registered_scene_points_at_the_anonymized_images(lund_run):
     out, _, _ = lund_run
     original = read_scene(OPENMVG / "lund" / "sfm_data.bin")
@@ -80,12 +102,14 @@ def test_failures_stay_with_their_view(tmp_path):
     (images / "03.jpg").unlink()
     data = (images / "05.jpg").read_bytes()
     (images / "05.jpg").write_bytes(data[:len(data) // 2])
-    import cv2
     cv2.imwrite(str(images / "07.jpg"), cv2.resize(cv2.imread(str(images / "07.jpg")), (800, 600)))
+    Image.open(images / "09.jpg").convert("CMYK").save(images / "09.jpg")  # published, but encoded whole
     out = tmp_path / "out"
     result = cli("anonymize", scene / "sfm_data_bin.json", "--out", out)
     assert result.returncode == 1
     views = _manifest(out)["views"]
+    assert views["8"]["status"] == "done"
+    assert re.search(r"CMYK or YCCK \(4 components\)\s*\|\s*1\s*\|", result.stderr)  # counted in the summary
     reasons = {k: v.get("reason", "") for k, v in views.items() if v["status"] == "failed"}
     assert set(reasons) == {"2", "4", "6"}
     assert "03.jpg" in reasons["2"] and "truncated" in reasons["4"] and "800×600" in reasons["6"]

@@ -271,7 +271,7 @@ def _refill(dataset: Dataset, entry: ViewEntry, key: str, mask: np.ndarray, sett
     picture = read_image(source)
     camera = cameras.for_view(picture.pixels) if cameras else None
     rendered = render_view(picture.pixels, mask, settings.fill, camera)
-    paths, entry.mask_sha256 = dataset.save_outputs(key, entry.source, picture, mask, rendered,
+    paths, entry.mask_sha256, _ = dataset.save_outputs(key, entry.source, picture, mask, rendered,
                                                     settings.feature_masks, settings.out_format)
     entry.outputs |= {name: dataset.relative(path) for name, path in paths.items()}
 

@@ -1,0 +1,146 @@
+"""JPEG outputs written block by block from their JPEG source: the source's pixels exactly where
+nothing changed, the new content where it did, the metadata as it was, and the fallbacks."""
+
+import hashlib
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from helpers import OPENMVG, SHARED, WITHOUT_SHARED
+from scanvan_sfm import jpeg_blocks
+from scanvan_sfm.images import Picture, read_image, write_image
+from scanvan_sfm.jpeg_encode import huffman_table
+
+if not OPENMVG.is_dir():  # what follows reads it as the module loads
+    pytest.skip(WITHOUT_SHARED, allow_module_level=True)
+
+PANORAMA = SHARED / "images" / "ams_TMX7315120208-000105_pano_0001_002965.jpg"  # progressive, 4:2:0
+RICOH = OPENMVG / "360_flat_gps" / "images" / "R0010213.JPG"                    # baseline 4:2:2, EXIF + GPano XMP
+LUND = SHARED / "images" / "opensfm_lund_01.jpg"                                # baseline 4:2:0, ICC
+
+
+def _paint(pixels: np.ndarray, boxes) -> np.ndarray:
+    """The picture inverted in the (x, y, width, height) boxes: every pixel there changes."""
+    inside = np.zeros(pixels.shape[:2], bool)
+    for x, y, w, h in boxes:
+        inside[y:y + h, x:x + w] = True
+    after = pixels.copy()
+    after[inside] = 255 - after[inside]
+    return after
+
+
+def _street_boxes(width: int, height: int, share: float) -> list[tuple[int, int, int, int]]:
+    """Person- and car-sized boxes along the street band covering about ``share`` of the image."""
+    rng = np.random.default_rng(5)
+    boxes, covered = [], 0
+    while covered < share * width * height:
+        w, h = (int(rng.uniform(0.01, 0.02) * width), int(rng.uniform(0.05, 0.1) * height)) if len(boxes) % 2 \
+            else (int(rng.uniform(0.03, 0.06) * width), int(rng.uniform(0.03, 0.05) * height))
+        boxes.append((int(rng.uniform(0, width - w)), int(rng.uniform(0.4, 0.65) * height), w, h))
+        covered += w * h
+    return boxes
+
+
+def _touched(boxes, shape, mcu) -> np.ndarray:
+    """MCU rows × columns that a box reaches into."""
+    rows, columns = -(-shape[0] // mcu[0]), -(-shape[1] // mcu[1])
+    touched = np.zeros((rows, columns), bool)
+    for x, y, w, h in boxes:
+        touched[y // mcu[0]:(y + h - 1) // mcu[0] + 1, x // mcu[1]:(x + w - 1) // mcu[1] + 1] = True
+    return touched
+
+
+def _pixels_of(mcus: np.ndarray, mcu, shape) -> np.ndarray:
+    return mcus.repeat(mcu[0], axis=0).repeat(mcu[1], axis=1)[:shape[0], :shape[1]]
+
+
+@pytest.mark.parametrize("source", [PANORAMA, RICOH], ids=["progressive-420", "baseline-422"])
+def test_unchanged_blocks_decode_exactly_as_the_source(tmp_path, source):
+    picture = read_image(source)
+    shape = picture.pixels.shape[:2]
+    boxes = _street_boxes(shape[1], shape[0], 0.08)
+    after = _paint(picture.pixels, boxes)
+    written = jpeg_blocks.write(source, picture.pixels, after, picture.metadata)
+    touched = _touched(boxes, shape, written.mcu)
+    assert written.mcu == ((16, 16) if source == PANORAMA else (8, 16))
+    assert np.array_equal(written.reencoded, touched)  # exactly the MCUs the change reaches
+    assert 0.05 < written.reencoded.mean() < 0.15
+
+    (tmp_path / "out.jpg").write_bytes(written.data)
+    decoded = read_image(tmp_path / "out.jpg").pixels
+    assert decoded.shape == picture.pixels.shape
+    assert cv2.imread(str(tmp_path / "out.jpg")).shape == picture.pixels.shape  # OpenCV reads it too
+    reencoded = _pixels_of(written.reencoded, written.mcu, shape)
+    differs = (decoded != picture.pixels).any(axis=2)
+    # Outside the re-encoded MCUs only the pixel row or column next to one may differ (chroma is
+    # interpolated across MCU edges); everything else is the source's decoded pixels exactly.
+    edge = cv2.dilate(reencoded.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & ~reencoded
+    assert not (differs & ~reencoded & ~edge).any()
+    assert cv2.absdiff(decoded, picture.pixels)[edge].mean() < 2
+    # Inside, the new content (re-encoded with the source's tables), not the old
+    assert cv2.absdiff(decoded, after)[reencoded].mean() < 3
+    assert cv2.absdiff(decoded, picture.pixels)[reencoded].mean() > 30
+    assert len(written.data) < 1.2 * source.stat().st_size
+
+
+def test_write_image_keeps_the_metadata_and_the_source(tmp_path):
+    for source in (RICOH, LUND):
+        before = hashlib.sha256(source.read_bytes()).hexdigest()
+        picture = read_image(source)
+        height, width = picture.pixels.shape[:2]
+        painted = _paint(picture.pixels, [(width // 3, height // 2, width // 10, height // 8)])
+        assert write_image(tmp_path / "out.jpg", Picture(painted, picture.metadata), like=picture) is None
+        again = read_image(tmp_path / "out.jpg")
+        assert again.metadata == picture.metadata  # EXIF, XMP and ICC: the same bytes
+        assert hashlib.sha256(source.read_bytes()).hexdigest() == before
+        assert np.array_equal(again.pixels[:height // 3], picture.pixels[:height // 3])
+    assert b"GPano" in read_image(RICOH).metadata["xmp"] and "icc_profile" in read_image(LUND).metadata
+
+
+@pytest.mark.parametrize("options", [{"progressive": True}, {"restart_marker_rows": 1}, {"subsampling": 0},
+                                     {"quality": 100}], ids=["progressive", "restart-markers", "444", "q100"])
+def test_other_jpeg_kinds_odd_sizes_and_grey_are_written_block_by_block(tmp_path, options):
+    base = Image.open(LUND).crop((3, 5, 1004, 672))  # 1001×667: partial MCUs at the right and bottom
+    for mode in ("RGB", "L"):
+        source = tmp_path / f"source-{mode}.jpg"
+        base.convert(mode).save(source, "JPEG", **options)
+        picture = read_image(source)
+        after = _paint(picture.pixels, [(0, 0, 21, 9), (990, 300, 11, 40), (500, 660, 40, 7)])
+        assert write_image(tmp_path / "out.jpg", Picture(after), like=picture) is None
+        decoded = read_image(tmp_path / "out.jpg").pixels
+        written = jpeg_blocks.write(source, picture.pixels, after, {})
+        assert written.data == (tmp_path / "out.jpg").read_bytes()
+        reencoded = _pixels_of(written.reencoded, written.mcu, after.shape[:2])
+        near = cv2.dilate(reencoded.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        assert np.array_equal(decoded[~near], picture.pixels[~near])
+        assert cv2.absdiff(decoded, after)[reencoded].mean() < 4
+
+
+def test_unsupported_sources_are_encoded_whole_with_the_reason(tmp_path):
+    source = tmp_path / "cmyk.jpg"
+    Image.open(LUND).convert("CMYK").save(source, "JPEG")
+    picture = read_image(source)
+    after = _paint(picture.pixels, [(100, 100, 50, 50)])
+    assert write_image(tmp_path / "out.jpg", Picture(after), like=picture) == "CMYK or YCCK (4 components)"
+    assert cv2.absdiff(read_image(tmp_path / "out.jpg").pixels, after).mean() < 2  # Pillow, quality 95
+
+    copy = tmp_path / "copy.jpg"
+    copy.write_bytes(LUND.read_bytes())
+    picture = read_image(copy)
+    copy.write_bytes(RICOH.read_bytes())  # another image under the same name: its blocks must not be copied
+    reason = write_image(tmp_path / "out.jpg", Picture(picture.pixels), like=picture)
+    assert reason == "the source file changed since it was read"
+    assert cv2.absdiff(read_image(tmp_path / "out.jpg").pixels, picture.pixels).mean() < 2
+
+
+def test_huffman_tables_stay_within_16_bits_and_leave_the_all_ones_code_free():
+    fibonacci = [1, 1]
+    while len(fibonacci) < 40:  # counts that make an unlimited Huffman code 39 bits deep
+        fibonacci.append(fibonacci[-1] + fibonacci[-2])
+    for counts in (np.array(fibonacci + [0] * 216), np.random.default_rng(1).integers(0, 1000, 256), np.eye(256)[7]):
+        bits, values = huffman_table(counts)
+        assert len(bits) == 16 and sum(bits) == len(values) == np.count_nonzero(counts)
+        assert sorted(values) == list(np.flatnonzero(counts))
+        assert sum(n / 2 ** length for length, n in enumerate(bits, start=1)) < 1  # a prefix code, one code spare
