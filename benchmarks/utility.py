@@ -24,10 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
+from scanvan_sfm import rig
+from scanvan_sfm.auto_mask import DECODE_WIDTH
 from scanvan_sfm.camera_blur import CameraMasks
-from scanvan_sfm.images import read_image, write_image
+from scanvan_sfm.dataset import Dataset
+from scanvan_sfm.images import read_image, read_reduced, write_image
 from scanvan_sfm.segment import get_segmenter
-from scanvan_sfm.settings import Settings
+from scanvan_sfm.settings import AUTO, Settings
 from scanvan_sfm.view import anonymize_frame
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -103,11 +106,21 @@ def waste(mask: np.ndarray, labels: Labels) -> float:
     return float((mask & ~allowed).sum() / masked) if masked else 0.0
 
 
-def default_mask(pixels: np.ndarray, segmenter, settings: Settings) -> np.ndarray:
+def scene_cameras(names: list[str], settings: Settings, folder: Path) -> CameraMasks | None:
+    """The camera masks ``anonymize`` would use with ``settings`` on a scene of these panoramas:
+    with ``auto`` (the default), the rig found in them, saved in ``folder`` as the pipeline does."""
+    if settings.camera_mask != AUTO:
+        return CameraMasks(settings.camera_mask) if settings.camera_mask else None
+    found = rig.estimate([read_reduced(SHARED / name, DECODE_WIDTH) for name in names])
+    mask, look = Dataset(folder).save_camera_mask(rig.full_size(found.mask, (8000, 4000)),
+                                                  found.look if found.turned else None)
+    return CameraMasks(mask, look)
+
+
+def default_mask(pixels: np.ndarray, segmenter, settings: Settings, cameras: CameraMasks | None) -> np.ndarray:
     """The mask the pipeline fills this panorama with under ``settings`` (no report layers)."""
-    camera = CameraMasks(settings.camera_mask)((pixels.shape[1], pixels.shape[0])) if settings.camera_mask else None
     done = anonymize_frame(pixels, segmenter, mask_mode=settings.mask_mode, guarded=settings.guarded,
-                           fill_mode=settings.fill, camera=camera)
+                           fill_mode=settings.fill, camera=cameras.for_view(pixels) if cameras else None)
     return done.mask
 
 
@@ -122,13 +135,14 @@ class Measured:
     floor: float   # JPEG decode + encode of the same panorama
 
 
-def measure(name: str, labels: Labels, segmenter, settings: Settings, scratch: Path) -> Measured:
+def measure(name: str, labels: Labels, segmenter, settings: Settings, cameras: CameraMasks | None,
+            scratch: Path) -> Measured:
     start = time.perf_counter()
     picture = read_image(SHARED / name)
     write_image(scratch / name, picture)
     floor = time.perf_counter() - start
     start = time.perf_counter()
-    mask = default_mask(picture.pixels, segmenter, settings)
+    mask = default_mask(picture.pixels, segmenter, settings, cameras)
     seconds = time.perf_counter() - start
     return Measured(name, labels, float(mask.mean()), waste(mask, labels) if labels.complete else None,
                     missed(mask, labels), seconds, floor)
@@ -160,13 +174,16 @@ def report(results: list[Measured]) -> None:
 
 def main() -> None:
     settings = Settings()
-    segmenter = get_segmenter(settings.model)
+    segmenter = get_segmenter(settings.model, classes=settings.classes, silhouettes=settings.silhouettes)
     labels = load_labels()
-    print(f"default settings: model {settings.model}, mask {settings.mask_mode}, fill {settings.fill}, "
-          f"camera mask {settings.camera_mask or 'none'}; {len(labels)} labelled panoramas")
+    print(f"default settings: model {settings.model}, silhouettes {settings.silhouettes}, mask {settings.mask_mode}, "
+          f"fill {settings.fill}, camera mask {settings.camera_mask or 'none'}; {len(labels)} labelled panoramas")
     with tempfile.TemporaryDirectory() as tmp:
-        default_mask(read_image(SHARED / next(iter(labels))).pixels, segmenter, settings)  # warm-up
-        report([measure(name, entry, segmenter, settings, Path(tmp)) for name, entry in labels.items()])
+        started = time.perf_counter()
+        cameras = scene_cameras(list(labels), settings, Path(tmp))
+        print(f"camera mask estimated in {time.perf_counter() - started:.1f} s")
+        default_mask(read_image(SHARED / next(iter(labels))).pixels, segmenter, settings, cameras)  # warm-up
+        report([measure(name, entry, segmenter, settings, cameras, Path(tmp)) for name, entry in labels.items()])
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import ExifTags, Image, UnidentifiedImageError
 
 from . import jpeg_blocks
 from .atomic import atomic_output
@@ -82,10 +82,20 @@ def _read_jpeg(path: Path) -> Picture:
         with Image.open(path) as img:
             img.load()
             metadata = {k: img.info[k] for k in ("exif", "xmp", "icc_profile") if img.info.get(k)}
+            if "exif" in metadata:
+                metadata["exif"] = _without_thumbnail(img.getexif(), metadata["exif"])
             pixels = img if img.mode in ("RGB", "L") else img.convert("RGB")
             return Picture(np.asarray(pixels), metadata, source)
     except (OSError, UnidentifiedImageError, SyntaxError) as exc:
         raise ImageError(f"{path}: unreadable or truncated image ({exc})") from None
+
+
+def _without_thumbnail(exif: Image.Exif, raw: bytes) -> bytes:
+    """The EXIF to publish: a thumbnail (IFD1, a small copy of the unanonymized picture, as
+    cameras such as Ricoh's Theta write) is dropped; without one the bytes stay as they are."""
+    if not exif.get_ifd(ExifTags.IFD.IFD1):
+        return raw
+    return exif.tobytes()  # Pillow writes IFD0 and its sub-IFDs, not IFD1
 
 
 def write_image(path: str | Path, picture: Picture, quality: int = 95, like: Picture | None = None) -> str | None:

@@ -76,3 +76,21 @@ def test_missing_and_unknown_files(tmp_path):
         read_image(tmp_path / "nope.jpg")
     with pytest.raises(ImageError, match="unsupported"):
         read_image(tmp_path / "x.gif")
+
+
+def test_the_exif_thumbnail_of_the_original_is_not_published(tmp_path):
+    """A Theta's EXIF carries a 160×80 copy of the unanonymized panorama (IFD1): it is dropped;
+    every other tag stays (the sub-IFD pointers move, their contents do not)."""
+    from PIL import ExifTags, Image
+
+    original = Image.open(RICOH).getexif()
+    assert original.get_ifd(ExifTags.IFD.IFD1)  # the thumbnail is there
+    write_image(tmp_path / "out.jpg", read_image(RICOH))
+    published = Image.open(tmp_path / "out.jpg").getexif()
+    assert not published.get_ifd(ExifTags.IFD.IFD1) and b"\xff\xd8" not in read_image(RICOH).metadata["exif"]
+    pointers = {ExifTags.Base.ExifOffset, ExifTags.Base.GPSInfo, ExifTags.Base.ExifInteroperabilityOffset}
+    for ifd in (None, ExifTags.IFD.Exif, ExifTags.IFD.GPSInfo):
+        kept, source = ({k: v for k, v in (e.get_ifd(ifd) if ifd else e).items() if k not in pointers}
+                        for e in (published, original))
+        assert kept == source
+    assert read_image(LUND).metadata["exif"] == Image.open(LUND).info["exif"]  # no thumbnail: the bytes as they are
