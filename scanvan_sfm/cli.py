@@ -111,6 +111,7 @@ Folder = Annotated[Path, typer.Argument(help="main folder: images/ and anonymiza
 Workers = Annotated[int | None, typer.Option(help="Images processed at once (default: all cores).")]
 Classes = Annotated[str, typer.Option(help=f"Road users to anonymize, comma-separated: {', '.join(CLASS_NAMES)}.")]
 DEFAULT_CLASSES = ",".join(DEFAULTS.classes)
+MAPS_GUARDED = GuardedSettings()  # the masks step does not know which model made the maps: the safe default
 Silhouettes = Annotated[str, typer.Option(
     help="Person shapes: selfie (default), rvm, or none (boxes). Box detectors only.")]
 
@@ -239,14 +240,14 @@ def masks_command(
         help="guarded (default) or seed (the original, bit for bit).")] = DEFAULTS.mask_mode,
     camera_mask: Annotated[Path | None, typer.Option(help="Static camera/car mask to merge (guarded).")] = None,
     people_floor: Annotated[float, typer.Option(
-        help="Never threshold people below this probability.")] = DEFAULTS.guarded.floor[0],
-    vehicles_floor: Annotated[float, typer.Option(help="Same for vehicles.")] = DEFAULTS.guarded.floor[1],
+        help="Never threshold people below this probability.")] = MAPS_GUARDED.floor[0],
+    vehicles_floor: Annotated[float, typer.Option(help="Same for vehicles.")] = MAPS_GUARDED.floor[1],
     people_dilation: Annotated[int, typer.Option(
-        help="Grow people masks by this many pixels.")] = DEFAULTS.guarded.dilation[0],
+        help="Grow people masks by this many pixels.")] = MAPS_GUARDED.dilation[0],
     vehicles_dilation: Annotated[int, typer.Option(
-        help="Grow vehicle masks by this many pixels.")] = DEFAULTS.guarded.dilation[1],
+        help="Grow vehicle masks by this many pixels.")] = MAPS_GUARDED.dilation[1],
     min_area: Annotated[int, typer.Option(
-        help="Drop detections smaller than this (pixels).")] = DEFAULTS.guarded.min_area,
+        help="Drop detections smaller than this (pixels).")] = MAPS_GUARDED.min_area,
     original_convention: Annotated[bool, typer.Option(help="Write 3-channel masks, 0 = fill, as ScanVan did.")] = False,
     feature_masks: Annotated[
         list[str], typer.Option(help=f"Also write masks for: {', '.join(FEATURE_MASK_LAYOUTS)}.")] = [],  # noqa: B006

@@ -57,10 +57,12 @@ def seed_mask(people: np.ndarray, vehicles: np.ndarray, shape: tuple[int, int]) 
 
 @dataclass(frozen=True)
 class GuardedSettings:
-    """Thresholds in probability, sizes in full-resolution pixels."""
+    """Thresholds in probability, sizes in full-resolution pixels. The default dilation is for
+    maps that carry no growth of their own (dhSegment's); the box detectors' maps carry theirs
+    (``settings.DETECTOR_GUARDED``)."""
 
     floor: tuple[float, float] = (0.5, 0.5)            # people, vehicles: never threshold below
-    dilation: tuple[int, int] = (4, 8)                 # silhouettes grow with their size; boxes have a margin
+    dilation: tuple[int, int] = (16, 8)                # grow people more (hair, limbs, shadows)
     min_area: int = 64                                 # drop smaller components before dilation
 
 

@@ -17,6 +17,9 @@ from .images import output_suffix
 from .masks import MASK_MODES, GuardedSettings
 from .segment import CLASS_NAMES, DEFAULT_CLASSES, SEGMENTERS, SILHOUETTES
 
+#: The box detectors' maps already grow each person (silhouettes by 2 % of their height, boxes by
+#: 10 %, at least 8 px), so the mask grows people by 4 px only; dhSegment's get GuardedSettings().
+DETECTOR_GUARDED = GuardedSettings(dilation=(4, 8))
 AUTO, NONE = "auto", "none"   # the camera mask found in the panoramas (``auto_mask``), or none
 
 #: The settings that take one of a few names, and what to call them in an error.
@@ -56,7 +59,7 @@ class Settings(BaseModel):
     camera_look: str | None = None    # the rig's look (AUTO): each view's mask is turned to match it
     camera_look_sha256: str | None = None
     feature_masks: tuple[str, ...] = ()
-    guarded: GuardedSettings = GuardedSettings()
+    guarded: GuardedSettings = GuardedSettings()  # for dhSegment; the detectors' is DETECTOR_GUARDED
 
     @classmethod
     def checked(cls, values: dict, where: str = "settings") -> Settings:
@@ -65,6 +68,13 @@ class Settings(BaseModel):
             return cls.model_validate(values)
         except ValidationError as exc:
             raise InputError(f"{where}: {validation_message(exc)}") from None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _guarded_for_the_model(cls, values):
+        if isinstance(values, dict) and "guarded" not in values and values.get("model", "nanodet") != "dhsegment":
+            return values | {"guarded": DETECTOR_GUARDED}
+        return values
 
     @field_validator("camera_mask", mode="before")
     @classmethod

@@ -61,9 +61,9 @@ def maps_from_detections(detections: list[Detection], size: tuple[int, int], map
                          margin: float | None = None, shapes: list[Stamp | None] | None = None,
                          wrap: bool = True) -> dict[str, np.ndarray]:
     """Soft maps: each box, grown by ``margin`` of its size on every side (default ``MARGINS``
-    per class: detectors draw boxes tight, and limbs stick out), or its shape where ``shapes`` gives one, filled with its score
-    rescaled so that its threshold reads 0.5 (scores below it stay below 0.5); the maximum over
-    detections. With ``wrap`` (panoramas) what crosses the seam continues on the other side."""
+    per class), or its shape where ``shapes`` gives one, filled with its score rescaled so that
+    its threshold reads 0.5 (scores below it stay below 0.5); the maximum over detections. With
+    ``wrap`` (panoramas) what crosses the seam continues on the other side."""
     width, height = size
     scale = map_width / width
     maps = {cls: np.zeros((max(1, round(height * scale)), map_width), np.float32) for cls in CLASSES}

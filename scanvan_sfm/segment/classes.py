@@ -16,28 +16,20 @@ DEFAULT_CLASSES = tuple(name for name in CLASS_NAMES if name != "parked-bicycle"
 #: make faint false persons. The rider, however faint, is masked as a person in any case.
 RIDDEN_OVERLAP = 0.1
 RIDER_SCORE = 0.5
-#: Dense racks of parked bicycles look like motorcycles to the detectors: a faint motorcycle
-#: (score below ``RIDER_SCORE``) without a rider that lies mostly (``IN_RACK``) on one bicycle's
-#: box is taken for part of the rack. A close scooter scores higher and stays.
-IN_RACK = 0.5
 
 
 def chosen(detections: list[Detection], classes: tuple[str, ...], wrap_width: int | None) -> list[Detection]:
     """The detections of the chosen classes; a bicycle is ``bicycle`` when it has a rider, else
-    ``parked-bicycle``, and so is a faint riderless motorcycle in a rack of bicycles."""
+    ``parked-bicycle``. A motorcycle stays a motorcycle, even where the detector takes a rack of
+    parked bicycles for one: its plate comes first."""
     riders = [d for d in detections if d.label == "person" and d.score >= RIDER_SCORE]
-    bicycles = [d for d in detections if d.label == "bicycle" and d.score >= d.threshold]
-
-    def covered(d: Detection, by: list[Detection], share: float) -> bool:
-        area = (d.x1 - d.x0) * (d.y1 - d.y0)
-        return any(intersection(d, other, wrap_width) >= share * area for other in by)
 
     def name(d: Detection) -> str:
-        if d.label == "motorcycle" and d.score < RIDER_SCORE and covered(d, bicycles, IN_RACK):
-            return "motorcycle" if covered(d, riders, RIDDEN_OVERLAP) else "parked-bicycle"
         if d.label != "bicycle":
             return d.label
-        return "bicycle" if covered(d, riders, RIDDEN_OVERLAP) else "parked-bicycle"
+        area = (d.x1 - d.x0) * (d.y1 - d.y0)
+        ridden = any(intersection(d, rider, wrap_width) >= RIDDEN_OVERLAP * area for rider in riders)
+        return "bicycle" if ridden else "parked-bicycle"
 
     return [d for d in detections if name(d) in classes]
 
