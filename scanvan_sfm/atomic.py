@@ -100,8 +100,10 @@ def _replace(tmp: str, path: Path) -> None:
     try:
         _kill.reached("before")
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):  # a folder in the way: say which output, not the temp file
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
         raise
     _kill.reached("after")
 

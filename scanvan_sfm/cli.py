@@ -160,6 +160,9 @@ def anonymize_command(
     camera_mask: Annotated[str, typer.Option(
         help="auto (default: the rig found in the panoramas), none, or a static camera/car mask file "
              "(white = scene).")] = str(DEFAULTS.camera_mask),
+    camera_look: Annotated[Path | None, typer.Option(
+        help="With a --camera-mask file of a rig that turns with the heading: the rig's look "
+             "(camera_rig.png, written beside an auto mask), to turn the mask to each view.")] = None,
     feature_masks: Annotated[
         list[str], typer.Option(help=f"Also write masks for: {', '.join(FEATURE_MASK_LAYOUTS)}.")] = [],  # noqa: B006
     workers: Workers = None,
@@ -170,9 +173,11 @@ def anonymize_command(
     settings = Settings.checked({"model": model, "model_dir": str(model_dir) if model_dir else None,
                                  "classes": _names(classes), "silhouettes": silhouettes,
                                  "fill": fill_mode, "out_format": out_format, "mask_mode": mask_mode,
-                                 "camera_mask": camera_mask, "feature_masks": tuple(feature_masks)})
+                                 "camera_mask": camera_mask, "camera_look": str(camera_look) if camera_look else None,
+                                 "feature_masks": tuple(feature_masks)})
     if settings.camera_mask not in (None, AUTO):
-        settings = settings.model_copy(update={"camera_mask_sha256": sha256_file(Path(settings.camera_mask))})
+        settings = settings.model_copy(update={"camera_mask_sha256": sha256_file(Path(settings.camera_mask)),
+                                               "camera_look_sha256": sha256_file(camera_look) if camera_look else None})
     with progress_bar("anonymizing") as update:
         run = anonymize(scene, out or scene.parent, settings, images_root_dir=images_root_dir,
                         all_views=all_views, force=force, workers=workers, progress=update)

@@ -8,6 +8,7 @@ a JPEG source keeps the source's blocks where the pixels did not change (``jpeg_
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -22,6 +23,10 @@ from .errors import InputError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
 JPEG_SUFFIXES = {".jpg", ".jpeg"}
+#: Copies of the picture an XMP packet may hold: Adobe's base64 JPEG thumbnails (an ``xmp:Thumbnails``
+#: array, ``xap:`` in older files) and Google's second image (``GImage:Data``), as elements or attributes.
+XMP_PREVIEWS = re.compile(rb"<(\w+):Thumbnails\b.*?</\1:Thumbnails>|<(GImage:Data)\b.*?</\2>"
+                          rb'|\s+GImage:Data\s*=\s*"[^"]*"', re.S)
 
 
 class ImageError(InputError):
@@ -84,6 +89,8 @@ def _read_jpeg(path: Path) -> Picture:
             metadata = {k: img.info[k] for k in ("exif", "xmp", "icc_profile") if img.info.get(k)}
             if "exif" in metadata:
                 metadata["exif"] = _without_thumbnail(img.getexif(), metadata["exif"])
+            if "xmp" in metadata:
+                metadata["xmp"] = XMP_PREVIEWS.sub(b"", metadata["xmp"])  # no copy of the original
             pixels = img if img.mode in ("RGB", "L") else img.convert("RGB")
             return Picture(np.asarray(pixels), metadata, source)
     except (OSError, UnidentifiedImageError, SyntaxError) as exc:

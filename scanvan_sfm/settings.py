@@ -90,6 +90,8 @@ class Settings(BaseModel):
         for path in (self.camera_mask, self.camera_look):
             if path not in (None, AUTO):
                 check_camera_mask(path)
+        if self.camera_look and self.camera_mask in (None, AUTO):
+            raise InputError("a camera look turns a camera mask file: give --camera-mask too")
         output_suffix("x.jpg", self.out_format)
         return self
 

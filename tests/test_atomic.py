@@ -61,3 +61,13 @@ def test_kill_switch_and_leftover_parts(tmp_path):
     assert len(list(tmp_path.glob(".b.*.part"))) == 1
     remove_parts(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
+
+
+def test_a_folder_in_the_way_is_named_not_the_temp_file(tmp_path):
+    """An output whose path is a folder (a hand-made ``camera_mask.png/``): the error names it."""
+    path = tmp_path / "camera_mask.png"
+    path.mkdir()
+    with pytest.raises(OSError) as raised, atomic_output(path) as f:
+        f.write(b"png")
+    assert raised.value.filename == str(path) and ".part" not in str(raised.value)
+    assert list(tmp_path.iterdir()) == [path]

@@ -94,3 +94,31 @@ def test_the_exif_thumbnail_of_the_original_is_not_published(tmp_path):
                         for e in (published, original))
         assert kept == source
     assert read_image(LUND).metadata["exif"] == Image.open(LUND).info["exif"]  # no thumbnail: the bytes as they are
+
+
+def test_xmp_thumbnails_of_the_original_are_not_published(tmp_path):
+    """Adobe tools keep a base64 JPEG copy of the picture in the XMP (``xmp:Thumbnails``), Google's
+    a second image (``GImage:Data``): both are unanonymized copies and are dropped; the GPano tags
+    and everything else in the XMP stay as they are."""
+    import base64
+
+    from PIL import Image
+
+    ricoh = read_image(RICOH)
+    small = tmp_path / "small.jpg"
+    Image.fromarray(ricoh.pixels[::32, ::32]).save(small)
+    preview = base64.b64encode(small.read_bytes())
+    alt = (b'<xmp:Thumbnails><rdf:Alt><rdf:li rdf:parseType="Resource"><xmpGImg:format>JPEG</xmpGImg:format>'
+           b"<xmpGImg:image>" + preview + b"</xmpGImg:image></rdf:li></rdf:Alt></xmp:Thumbnails>")
+    xmp = ricoh.metadata["xmp"]
+    assert b"GPano" in xmp and b"</rdf:Description>" in xmp
+    tagged = xmp.replace(b"</rdf:Description>", alt + b"</rdf:Description>", 1)
+    tagged = tagged.replace(b"<rdf:Description ", b'<rdf:Description GImage:Data="' + preview + b'" ', 1)
+    source = tmp_path / "source.jpg"
+    write_image(source, Picture(ricoh.pixels, ricoh.metadata | {"xmp": tagged}))
+    assert preview in source.read_bytes()
+    published = tmp_path / "out.jpg"
+    write_image(published, read_image(source))
+    assert preview[:64] not in published.read_bytes()
+    assert read_image(published).metadata["xmp"] == xmp  # the rest as it was
+    assert read_image(RICOH).metadata["xmp"] == Image.open(RICOH).info["xmp"]  # no preview: the bytes as they are

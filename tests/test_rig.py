@@ -189,6 +189,18 @@ def test_anonymize_finds_the_rig_and_keeps_the_follower(tmp_path):
     after = tree_hashes(anonymization)
     assert {p: h for p, h in after.items() if p.name != "manifest.json"} == \
         {p: h for p, h in before.items() if p.name != "manifest.json"}  # byte for byte, the rig's files too
+    edited = tmp_path / "edited"  # the README's way to edit the rig by hand: copies passed back
+    edited.mkdir()
+    for name in ("camera_mask.png", "camera_rig.png"):
+        (edited / name).write_bytes((anonymization / name).read_bytes())
+    given = cli("anonymize", scene_path, "--out", out, "--workers", "2", "--camera-mask", edited / "camera_mask.png",
+                "--camera-look", edited / "camera_rig.png")
+    assert given.returncode == 0, given.stderr
+    assert "segment" not in given.stderr  # turned to each view as the rig found was: nothing to redo
+    assert {p: h for p, h in tree_hashes(anonymization).items() if p.name != "manifest.json"} == \
+        {p: h for p, h in before.items() if p.name != "manifest.json"}
+    alone = cli("anonymize", scene_path, "--out", out, "--camera-look", edited / "camera_rig.png")
+    assert alone.returncode == 2 and "give --camera-mask too" in alone.stderr
     off = cli("anonymize", scene_path, "--out", out, "--workers", "2", "--camera-mask", "none")
     assert off.returncode == 0, off.stderr
     assert "camera mask" not in off.stderr and not (anonymization / "camera_mask.png").exists()
