@@ -10,9 +10,10 @@ from benchmarks.utility import core_share
 from helpers import SHARED, cli, needs_shared
 from scanvan_sfm.images import read_image
 from scanvan_sfm.masks import GuardedSettings
-from scanvan_sfm.segment import CLASS_NAMES, get_segmenter
+from scanvan_sfm.segment import CLASS_NAMES, DEFAULT_CLASSES, get_segmenter
 from scanvan_sfm.segment.base import Detection, maps_from_detections
 from scanvan_sfm.segment.classes import chosen
+from scanvan_sfm.segment.detector import group_duplicates
 from scanvan_sfm.segment.silhouette import MIN_HEIGHT, Matting, silhouette
 from scanvan_sfm.view import segment, view_mask
 
@@ -88,12 +89,26 @@ def test_parked_bicycles_are_left_alone_by_default():
     across_seam = Detection(990, 130, 1030, 210, 0.8, "vehicles", "bicycle", 0.35)
     seam_rider = person(5, 50, 25, 200)
     scooter = Detection(600, 130, 660, 210, 0.8, "vehicles", "motorcycle", 0.35)
-    found = [rider, ridden, parked, across_seam, seam_rider, scooter]
-    default = chosen(found, tuple(c for c in CLASS_NAMES if c != "parked-bicycle"), 1000)
-    assert default == [rider, ridden, across_seam, seam_rider, scooter]
+    found = [[d] for d in (rider, ridden, parked, across_seam, seam_rider, scooter)]
+    default = chosen(found, DEFAULT_CLASSES, 1000)
+    assert default == [[rider], [ridden], [across_seam], [seam_rider], [scooter]]
     assert chosen(found, CLASS_NAMES, 1000) == found
-    assert chosen(found, ("person",), 1000) == [rider, seam_rider]
-    assert chosen(found, ("parked-bicycle",), None) == [parked, across_seam]  # a photo: no seam
+    assert chosen(found, ("person",), 1000) == [[rider], [seam_rider]]
+    assert chosen(found, ("parked-bicycle",), None) == [[parked], [across_seam]]  # a photo: no seam
+
+
+def test_a_group_is_what_its_best_confident_box_says():
+    """NanoDet sees a dense rack of parked bicycles as bicycles and, less surely, as a motorcycle:
+    the group is a parked bicycle. A motorcycle seen more surely than a bicycle stays."""
+    rack = Detection(400, 130, 600, 210, 0.7, "vehicles", "bicycle", 0.35)
+    faint = Detection(410, 135, 600, 215, 0.4, "vehicles", "motorcycle", 0.35)
+    scooter = Detection(700, 130, 800, 210, 0.8, "vehicles", "motorcycle", 0.35)
+    behind = Detection(700, 135, 795, 210, 0.5, "vehicles", "bicycle", 0.35)
+    soft_train = Detection(0, 0, 1000, 400, 0.6, "vehicles", "train", 0.75)  # below its threshold
+    groups = group_duplicates([rack, faint, scooter, behind], None)
+    assert sorted(map(len, groups)) == [2, 2]
+    assert chosen(groups, DEFAULT_CLASSES, None) == [[scooter, behind]]
+    assert chosen([[soft_train, rack]], DEFAULT_CLASSES, None) == []  # the confident box decides
 
 
 @needs_shared

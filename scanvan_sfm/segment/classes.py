@@ -2,6 +2,11 @@
 bicycles split in two. A bicycle that no person's box overlaps is parked, identifies nobody and is
 left alone by default; a ridden one stays (its rider is masked as a person anyway). Motorcycles
 and scooters carry plates and stay.
+
+The class is decided per group of duplicate boxes (``detector.group_duplicates`` groups every
+vehicle label together), by its best box at or above its threshold: where the detector sees one
+thing as both a bicycle and, less surely, a motorcycle (as NanoDet does with a dense rack of parked
+bicycles), it is the bicycle.
 """
 
 from __future__ import annotations
@@ -18,20 +23,20 @@ RIDDEN_OVERLAP = 0.1
 RIDER_SCORE = 0.5
 
 
-def chosen(detections: list[Detection], classes: tuple[str, ...], wrap_width: int | None) -> list[Detection]:
-    """The detections of the chosen classes; a bicycle is ``bicycle`` when it has a rider, else
-    ``parked-bicycle``. A motorcycle stays a motorcycle, even where the detector takes a rack of
-    parked bicycles for one: its plate comes first."""
-    riders = [d for d in detections if d.label == "person" and d.score >= RIDER_SCORE]
+def chosen(groups: list[list[Detection]], classes: tuple[str, ...], wrap_width: int | None) -> list[list[Detection]]:
+    """The groups (each sorted best first) of the chosen classes; a bicycle is ``bicycle`` when it
+    has a rider, else ``parked-bicycle``."""
+    riders = [d for group in groups for d in group if d.label == "person" and d.score >= RIDER_SCORE]
 
-    def name(d: Detection) -> str:
+    def name(group: list[Detection]) -> str:
+        d = next((d for d in group if d.score >= d.threshold), group[0])
         if d.label != "bicycle":
             return d.label
         area = (d.x1 - d.x0) * (d.y1 - d.y0)
         ridden = any(intersection(d, rider, wrap_width) >= RIDDEN_OVERLAP * area for rider in riders)
         return "bicycle" if ridden else "parked-bicycle"
 
-    return [d for d in detections if name(d) in classes]
+    return [group for group in groups if name(group) in classes]
 
 
 def shifts(wrap_width: int | None) -> tuple[int, ...]:

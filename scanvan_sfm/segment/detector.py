@@ -84,7 +84,7 @@ class TiledDetector:
                                                 float(self._threshold[int(coco)])))
         detections = [d for d in detections if not _camera_car(d, width, panorama, camera)]
         wrap = width if panorama else None
-        groups = group_duplicates(chosen(detections, self.classes, wrap), wrap)
+        groups = chosen(group_duplicates(detections, wrap), self.classes, wrap)
         painted = self._shapes(rgb, groups, panorama)
         maps = maps_from_detections([d for d, _ in painted], (width, height), min(MAP_WIDTH, width),
                                     shapes=[shape for _, shape in painted], wrap=panorama)
