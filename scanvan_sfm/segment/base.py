@@ -98,14 +98,16 @@ def _paint(target: np.ndarray, shape: Stamp, scale: float, value: float, wrap: b
         cols = cols[(cols >= 0) & (cols < target.shape[1])]
     if rows.size == 0 or cols.size == 0:
         return
+    region = np.ix_(rows, cols % target.shape[1])
+    if shape.mask.all():  # a whole box: every map pixel under it
+        target[region] = np.maximum(target[region], value)
+        return
     # a map pixel is set when any shape pixel falls inside it: counted with an integral image
     src_rows = _spans(rows, scale, shape.y0, shape.mask.shape[0])
     src_cols = _spans(cols, scale, shape.x0, shape.mask.shape[1])
     integral = cv2.integral(shape.mask.astype(np.uint8))
     hits = (integral[np.ix_(src_rows[1], src_cols[1])] - integral[np.ix_(src_rows[0], src_cols[1])]
             - integral[np.ix_(src_rows[1], src_cols[0])] + integral[np.ix_(src_rows[0], src_cols[0])]) > 0
-    cols = cols % target.shape[1]
-    region = np.ix_(rows, cols)
     target[region] = np.where(hits, np.maximum(target[region], value), target[region])
 
 

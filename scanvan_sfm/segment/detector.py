@@ -134,7 +134,8 @@ class NanoDet(TiledDetector):
             cells = (self.input_size // stride) ** 2
             scores = next(o[0] for o in outputs.values() if o.shape[1:] == (cells, 80))
             sides = next(o[0] for o in outputs.values() if o.shape[1:] == (cells, 4 * self.BINS))
-            cell, coco = np.unravel_index(np.argsort(scores, axis=None)[::-1][:self.TOP], scores.shape)
+            top = np.argpartition(scores, -self.TOP, axis=None)[-self.TOP:]  # the best TOP, then in order
+            cell, coco = np.unravel_index(top[np.argsort(scores.ravel()[top])[::-1]], scores.shape)
             logits = sides[cell].reshape(-1, 4, self.BINS)
             weights = np.exp(logits - logits.max(axis=2, keepdims=True))
             distance = (weights / weights.sum(axis=2, keepdims=True)) @ np.arange(self.BINS) * stride
