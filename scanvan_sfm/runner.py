@@ -84,9 +84,13 @@ def _drain(pool: Executor, queue: deque, work: Callable, at_once: int, record: C
     while (queue or running) and not lost:
         while queue and len(running) < at_once:
             item = queue.popleft()
-            running[pool.submit(work, item)] = item
+            try:
+                running[pool.submit(work, item)] = item
+            except BrokenProcessPool:  # the pool broke since the last wait: the item never ran
+                lost.append(item)
+                break
         done, _ = wait(running, return_when=FIRST_COMPLETED)
-        if any(isinstance(f.exception(), BrokenProcessPool) for f in done):
+        if lost or any(isinstance(f.exception(), BrokenProcessPool) for f in done):
             done, _ = wait(running)  # the pool is gone: every other item ends at once
         for future in done:
             item = running.pop(future)

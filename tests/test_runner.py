@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 import cv2
 
 from scanvan_sfm.errors import InputError
-from scanvan_sfm.runner import DIED, run_each
+from scanvan_sfm.runner import DIED, _drain, run_each
 
 
 def square(n: int) -> int:
@@ -40,3 +43,27 @@ def test_processes_survive_a_worker_that_dies():
 
 def test_empty_batch():
     assert run_each([], square) == []
+
+
+class _BreaksOnSubmit(ThreadPoolExecutor):
+    """A pool that breaks, as a process pool does when a worker dies, after ``runs`` submits."""
+
+    def __init__(self, runs: int):
+        super().__init__(1)
+        self.runs = runs
+
+    def submit(self, fn, /, *args, **kwargs):
+        if self.runs == 0:
+            raise BrokenProcessPool("a child process terminated abruptly")
+        self.runs -= 1
+        return super().submit(fn, *args, **kwargs)
+
+
+def test_a_pool_that_breaks_between_two_submits_loses_the_item_to_a_retry():
+    """The race CI met once: a worker dies after a view finished and before the next is sent."""
+    queue = deque([1, 2, 3])
+    outcomes = []
+    with _BreaksOnSubmit(runs=1) as pool:
+        lost = _drain(pool, queue, lambda item: item * 10, 1, outcomes.append)
+    assert [(o.item, o.ok, o.value) for o in outcomes] == [(1, True, 10)]
+    assert lost == [2] and list(queue) == [3]  # item 2 is retried alone, item 3 goes to a new pool
