@@ -42,7 +42,7 @@ SPAN = 24             # pixels: narrower agreeing patterns are chance
 NOTCH = 81            # columns: narrower notches in the rig's outline are filled
 SPIKE = 7             # columns: narrower spikes are cut
 GROW = 2              # pixels the rig is grown by (turns are found to the pixel)
-NO_DATA = 8           # darker is no data (as the detector's no-data rows)
+NO_DATA = 8           # darker is no data
 HORIZON = 0.1         # the street: the band this share of the height below the horizon
 #: The most of that band's textured pixels that may agree. Measured: the 4 Amsterdam panoramas
 #: 0.023, 3 of them 0.035–0.063, the 8 shots of 360_flat_gps (one small flat) 0.17.
@@ -133,7 +133,8 @@ def working_size(mask: np.ndarray) -> np.ndarray:
 
 
 def no_data_rows(pixels: np.ndarray) -> np.ndarray:
-    """Per row of an image, whether it is black end to end (as the detector's no-data rows)."""
+    """Per row of an image, whether it is black end to end: no data (the detector does not look
+    there, and a camera mask leaves it out)."""
     black = NO_DATA * (np.iinfo(pixels.dtype).max // 255)
     return pixels.reshape(pixels.shape[0], -1).max(axis=1) < black
 

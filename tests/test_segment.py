@@ -13,7 +13,7 @@ from scanvan_sfm.errors import InputError
 from scanvan_sfm.images import read_image
 from scanvan_sfm.segment import get_segmenter, install
 from scanvan_sfm.segment.base import Detection, maps_from_detections
-from scanvan_sfm.segment.detector import merge_duplicates
+from scanvan_sfm.segment.detector import group_duplicates
 from scanvan_sfm.segment.tiling import CropView, GnomonicView, TilePlan, panorama_views
 
 #: Vehicles in the perspective photos, labelled by eye (the other photos show none).
@@ -127,8 +127,8 @@ def test_boxes_wrap_in_maps_and_merge_across_the_seam():
     maps = maps_from_detections([left], (6016, 3008), 1504, margin=0)
     people = maps["people"]
     assert people[50, 1500] > 0.5 and people[50, 10] > 0.5 and people[50, 30] == 0
-    assert merge_duplicates([left, wrapped], 6016) == [left]
-    assert len(merge_duplicates([left, wrapped], None)) == 2
+    assert group_duplicates([left, wrapped], 6016) == [[left, wrapped]]  # left is the better one
+    assert len(group_duplicates([left, wrapped], None)) == 2
 
 
 def test_model_files_are_checked(tmp_path, default):

@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..rig import no_data_rows
 from .base import Detection, Segmentation, Stamp, maps_from_detections
 from .classes import DEFAULT_CLASSES, chosen, shifts
 from .install import model_path
@@ -173,9 +174,8 @@ def _rgb8(image: np.ndarray) -> np.ndarray:
 
 
 def _has_data(rgb: np.ndarray) -> np.ndarray:
-    """False on the black no-data rows of a panorama (rows that are black end to end)."""
-    dark_rows = rgb.max(axis=(1, 2)) < 8
-    return np.broadcast_to(~dark_rows[:, None], rgb.shape[:2])
+    """False on the black no-data rows of a panorama (``rig.no_data_rows``)."""
+    return np.broadcast_to(~no_data_rows(rgb)[:, None], rgb.shape[:2])
 
 
 def _union(group: list[Detection], wrap_width: int | None) -> Detection:
@@ -187,13 +187,6 @@ def _union(group: list[Detection], wrap_width: int | None) -> Detection:
         shift = min(shifts(wrap_width), key=lambda s: abs(d.x0 + s - head.x0))
         xs += [d.x0 + shift, d.x1 + shift]
     return replace(head, x0=min(xs), x1=max(xs), y0=min(d.y0 for d in group), y1=max(d.y1 for d in group))
-
-
-def merge_duplicates(detections: list[Detection], wrap_width: int | None, iou: float = 0.5,
-                     contained: float = 0.8) -> list[Detection]:
-    """The best box of each group of duplicates (``group_duplicates``), best first."""
-    groups = group_duplicates(detections, wrap_width, iou, contained)
-    return sorted((group[0] for group in groups), key=lambda d: -d.score)
 
 
 def group_duplicates(detections: list[Detection], wrap_width: int | None, iou: float = 0.5,
