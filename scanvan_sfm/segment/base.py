@@ -38,7 +38,7 @@ class Segmentation:
 #: Boxes grow by this share of their size per side (a person's limbs stick out of the box; a
 #: vehicle's box holds its plates), and by at least ``MIN_MARGIN`` pixels: a far, small road
 #: user's box is rough.
-MARGINS = {"people": 0.1, "vehicles": 0.04}
+MARGINS = {"people": 0.1, "vehicles": 0.02}
 MIN_MARGIN = 8
 #: A car's box loses a triangle at each top corner, this share of its width and of its height: the
 #: sky or street beside the roof. Its middle 60 % × 60 %, its occupants and its plates (low in
@@ -70,22 +70,65 @@ def maps_from_detections(detections: list[Detection], size: tuple[int, int], map
     shapes = shapes or [None] * len(detections)
     for d, shape in zip(detections, shapes, strict=True):
         grow = MARGINS[d.cls] if margin is None else margin
-        _paint(maps[d.cls], shape or _box_stamp(d, grow, height), scale, calibrated(d.score, d.threshold), wrap)
+        value = calibrated(d.score, d.threshold)
+        if shape is None:
+            _paint_box(maps[d.cls], d, _grown(d, grow, height), scale, value, wrap)
+        else:
+            _paint(maps[d.cls], shape, scale, value, wrap)
     return maps
 
 
-def _box_stamp(d: Detection, margin: float, height: int) -> Stamp:
-    """The grown box; a large car's without its top corners (``CAR_CORNERS``)."""
+def _grown(d: Detection, margin: float, height: int) -> tuple[int, int, int, int]:
+    """The box grown by ``margin`` of its size per side (at least ``MIN_MARGIN``), in whole pixels."""
     grow_x, grow_y = (max(margin * side, MIN_MARGIN if margin else 0) for side in (d.x1 - d.x0, d.y1 - d.y0))
     x0, y0 = int(np.floor(d.x0 - grow_x)), int(np.floor(max(d.y0 - grow_y, 0)))
     x1, y1 = int(np.ceil(d.x1 + grow_x)), int(np.ceil(min(d.y1 + grow_y, height)))
-    box = np.ones((max(y1 - y0, 1), max(x1 - x0, 1)), bool)
+    return x0, y0, x0 + max(x1 - x0, 1), y0 + max(y1 - y0, 1)
+
+
+def _paint_box(target: np.ndarray, d: Detection, box: tuple[int, int, int, int], scale: float, value: float,
+               wrap: bool) -> None:
+    """``target = max(target, value)`` on every map pixel the grown ``box`` touches (as ``_paint``
+    does with a stamp); a large car's box without its top corners (``CAR_CORNERS``)."""
+    x0, y0, x1, y1 = box
+    height, width = target.shape
+    top, bottom = max(int(np.floor(y0 * scale)), 0), min(int(np.ceil(y1 * scale)), height)
+    left, right = int(np.floor(x0 * scale)), int(np.ceil(x1 * scale))
+    if not wrap:
+        left, right = max(left, 0), min(right, width)
+    if top >= bottom or left >= right:
+        return
     if d.label == "car" and d.y1 - d.y0 >= CAR_TRIM_HEIGHT:
-        cols = np.abs(np.arange(box.shape[1]) + x0 + 0.5 - (d.x0 + d.x1) / 2) / (d.x1 - d.x0)  # 0 middle, 0.5 side
-        rows = (np.arange(box.shape[0]) + y0 + 0.5 - d.y0) / (d.y1 - d.y0)  # 0 top, 1 bottom
-        corner_w, corner_h = CAR_CORNERS
-        box &= (cols[None, :] - (0.5 - corner_w)) / corner_w + (corner_h - rows[:, None]) / corner_h <= 1
-    return Stamp(x0, y0, box)
+        rows, cols = np.arange(top, bottom), np.arange(left, right)
+        region = np.ix_(rows, cols % width)
+        hits = _car_hits(d, box, rows, cols, scale)
+        target[region] = np.where(hits, np.maximum(target[region], value), target[region])
+        return
+    if right - left >= width:
+        left, right = 0, width
+    left, right = left % width, left % width + right - left
+    for start, end in ((left, min(right, width)), (0, right - width)):
+        if start < end:
+            region = target[top:bottom, start:end]
+            np.maximum(region, value, out=region)
+
+
+def _car_hits(d: Detection, box: tuple[int, int, int, int], rows: np.ndarray, cols: np.ndarray,
+              scale: float) -> np.ndarray:
+    """Which map pixels (``rows`` × ``cols``) hold an image pixel of the car's box without the
+    triangles at its top corners: the test at each map pixel's image pixel lowest and nearest the
+    middle, where a corner cut is least likely (it grows with the distance from the middle and up)."""
+    x0, y0, x1, y1 = box
+    row_start, row_end = _spans(rows, scale, y0, y1 - y0)
+    col_start, col_end = _spans(cols, scale, x0, x1 - x0)
+    middle = (d.x0 + d.x1) / 2
+    nearest = np.floor(middle - x0 - 0.5)
+    side = np.minimum(*(np.abs(np.clip(nearest + k, col_start, col_end - 1) + x0 + 0.5 - middle) / (d.x1 - d.x0)
+                        for k in (0, 1)))  # 0 middle, 0.5 side
+    lowest = (row_end - 1 + y0 + 0.5 - d.y0) / (d.y1 - d.y0)  # 0 top, 1 bottom
+    corner_w, corner_h = CAR_CORNERS
+    inside = (side[None, :] - (0.5 - corner_w)) / corner_w + (corner_h - lowest[:, None]) / corner_h <= 1
+    return inside & (row_end > row_start)[:, None] & (col_end > col_start)[None, :]
 
 
 def _paint(target: np.ndarray, shape: Stamp, scale: float, value: float, wrap: bool) -> None:
@@ -99,9 +142,6 @@ def _paint(target: np.ndarray, shape: Stamp, scale: float, value: float, wrap: b
     if rows.size == 0 or cols.size == 0:
         return
     region = np.ix_(rows, cols % target.shape[1])
-    if shape.mask.all():  # a whole box: every map pixel under it
-        target[region] = np.maximum(target[region], value)
-        return
     # a map pixel is set when any shape pixel falls inside it: counted with an integral image
     src_rows = _spans(rows, scale, shape.y0, shape.mask.shape[0])
     src_cols = _spans(cols, scale, shape.x0, shape.mask.shape[1])

@@ -33,6 +33,12 @@ MAP_WIDTH = 1504  # probability maps are stored at this width (a quarter of a 60
 MAX_PANORAMA_WIDTH = 0.3
 #: With a camera mask, a box lying this much inside it is the camera car.
 MAX_IN_CAMERA = 0.5
+#: A vehicle seen faintly by many overlapping tiles at once is there: in a group of duplicates with
+#: ``SUPPORT`` boxes scoring at least ``SUPPORT_SHARE`` of their threshold, the best box counts.
+#: Measured on the labelled panoramas: a van half hidden behind another one gathers 16 boxes at
+#: 0.2–0.27; counting groups of 12 raises the waste from 0.21 to 0.22, of 8 to 0.26.
+SUPPORT = 16
+SUPPORT_SHARE = 0.6
 
 
 class TiledDetector:
@@ -85,7 +91,7 @@ class TiledDetector:
                                                 float(self._threshold[int(coco)])))
         detections = [d for d in detections if not _camera_car(d, width, panorama, camera)]
         wrap = width if panorama else None
-        groups = chosen(group_duplicates(detections, wrap), self.classes, wrap)
+        groups = [_supported(group) for group in chosen(group_duplicates(detections, wrap), self.classes, wrap)]
         painted = self._shapes(rgb, groups, panorama)
         maps = maps_from_detections([d for d, _ in painted], (width, height), min(MAP_WIDTH, width),
                                     shapes=[shape for _, shape in painted], wrap=panorama)
@@ -176,6 +182,16 @@ def _rgb8(image: np.ndarray) -> np.ndarray:
 def _has_data(rgb: np.ndarray) -> np.ndarray:
     """False on the black no-data rows of a panorama (``rig.no_data_rows``)."""
     return np.broadcast_to(~no_data_rows(rgb)[:, None], rgb.shape[:2])
+
+
+def _supported(group: list[Detection]) -> list[Detection]:
+    """The group, its best box counted as a vehicle when enough faint duplicates agree (``SUPPORT``)."""
+    head = group[0]
+    if head.cls != "vehicles" or head.score >= head.threshold:
+        return group
+    if sum(d.score >= SUPPORT_SHARE * d.threshold for d in group) < SUPPORT:
+        return group
+    return [replace(head, threshold=SUPPORT_SHARE * head.threshold)] + group[1:]
 
 
 def _union(group: list[Detection], wrap_width: int | None) -> Detection:
