@@ -8,6 +8,7 @@ a JPEG source keeps the source's blocks where the pixels did not change (``jpeg_
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,16 @@ class SourceFile:
             return SourceFile.of(self.path) == self
         except OSError:
             return False
+
+    @functools.cached_property
+    def blocks(self) -> jpeg_blocks.Source:
+        """Its DCT coefficients, read on first use: a view writes up to two images from them."""
+        if not self.unchanged():
+            raise jpeg_blocks.Unsupported("the source file changed since it was read")
+        source = jpeg_blocks.read_source(self.path)
+        if not self.unchanged():
+            raise jpeg_blocks.Unsupported("the source file changed while it was read")
+        return source
 
 
 @dataclass
@@ -143,9 +154,7 @@ def _write_jpeg(f: BinaryIO, pixels: np.ndarray, metadata: dict[str, bytes], lik
     whole = None
     if like is not None and like.source is not None:
         try:
-            if not like.source.unchanged():
-                raise jpeg_blocks.Unsupported("the source file changed since it was read")
-            f.write(jpeg_blocks.write(like.source.path, like.pixels, pixels, metadata).data)
+            f.write(jpeg_blocks.write(like.source.blocks, like.pixels, pixels, metadata).data)
             return None
         except jpeg_blocks.Unsupported as exc:
             whole = str(exc)

@@ -27,7 +27,7 @@ import cv2
 import numba
 import numpy as np
 
-from .jpeg_encode import Component, EncodeError, encode, metadata_segments
+from .jpeg_encode import Component, EncodeError, Tables, encode, metadata_segments
 
 #: Frame headers of DCT-based JPEG (baseline, extended, progressive; Huffman or arithmetic coded).
 DCT_FRAMES = {0xC0, 0xC1, 0xC2, 0xC9, 0xCA}
@@ -50,6 +50,8 @@ class Frame:
     width: int
     height: int
     factors: list[tuple[int, int]]   # each component's (h, v) sampling factors
+    huffman: Tables | None = None    # a baseline source's Huffman tables, by ``jpeg_encode`` row
+    scan_bytes: int = 0              # the length of the file from its scan on
 
     @property
     def mcu(self) -> tuple[int, int]:
@@ -70,40 +72,60 @@ class Blockwise:
     mcu: tuple[int, int]      # an MCU's height and width in pixels
 
 
-def write(source: Path, before: np.ndarray, after: np.ndarray, metadata: dict[str, bytes]) -> Blockwise:
+@dataclass
+class Source:
+    """A JPEG source as ``write`` needs it, read once for every image written from it."""
+
+    frame: Frame
+    coefficients: list[np.ndarray]   # per component (block rows, block columns, 64)
+    quant: np.ndarray                # the quantization tables (4, 64)
+    slots: list[int]                 # each component's table slot
+
+
+def read_source(path: Path) -> Source:
+    """The source's frame and DCT coefficients (``Unsupported`` says why it cannot be used)."""
+    frame = read_frame(path.read_bytes())
+    return Source(frame, *read_coefficients(path, frame))
+
+
+def write(source: Source, before: np.ndarray, after: np.ndarray, metadata: dict[str, bytes]) -> Blockwise:
     """``after`` as a JPEG that copies ``source``'s blocks where ``after`` equals ``before`` (the
     source's decoded pixels), with the ``metadata`` segments (``jpeg_encode.metadata_segments``)."""
-    data = source.read_bytes()
-    frame = read_frame(data)
+    frame = source.frame
     if before.shape != after.shape or before.shape[:2] != (frame.height, frame.width) or \
             before.ndim != (2 if len(frame.factors) == 1 else 3):
         raise Unsupported("the pixels are not the source's size or channels")
-    coefficients, quant, slots = read_coefficients(source, frame)
     reencoded = changed_mcus(before, after, frame)
     rows, columns = np.nonzero(reencoded)
-    fresh = encode_mcus(after, rows, columns, frame, [quant[s] for s in slots])
+    fresh = encode_mcus(after, rows, columns, frame, [source.quant[s] for s in source.slots])
     components = []
-    for index, ((h, v), coefs, blocks) in enumerate(zip(frame.factors, coefficients, fresh, strict=True)):
+    for index, ((h, v), coefs, blocks) in enumerate(zip(frame.factors, source.coefficients, fresh, strict=True)):
         grid = _pad(coefs, (frame.mcus[0] * v, frame.mcus[1] * h))
+        grid = grid.copy() if grid is coefs else grid  # the source's stay as read
         grid.reshape(frame.mcus[0], v, frame.mcus[1], h, 64)[rows, :, columns] = blocks
-        components.append(Component(grid, h, v, slots[index], min(index, 1)))
+        components.append(Component(grid, h, v, source.slots[index], min(index, 1)))
     try:
-        encoded = encode(frame.width, frame.height, components, {s: quant[s] for s in set(slots)},
-                         metadata_segments(metadata))
+        encoded = encode(frame.width, frame.height, components, {s: source.quant[s] for s in set(source.slots)},
+                         metadata_segments(metadata), frame.huffman, frame.scan_bytes)
     except EncodeError as exc:
         raise Unsupported(str(exc)) from None
     return Blockwise(encoded, reencoded, frame.mcu)
 
 
 def read_frame(data: bytes) -> Frame:
-    """The frame header, checked for what ``write`` takes (``Unsupported`` says why not)."""
-    pos, sof, jfif, adobe = 2, None, False, None
+    """The frame header, checked for what ``write`` takes (``Unsupported`` says why not), and a
+    baseline source's Huffman tables."""
+    pos, sof, jfif, adobe, sos = 2, None, False, None, b""
+    defined: dict[tuple[int, int], tuple[list[int], list[int]]] = {}
     while pos + 4 <= len(data) and data[pos] == 0xFF:
         marker, length = data[pos + 1], int.from_bytes(data[pos + 2:pos + 4], "big")
         payload = data[pos + 4:pos + 2 + length]
         if marker == 0xDA:
+            sos = payload
             break
-        if marker == 0xE0 and payload.startswith(b"JFIF\x00"):
+        if marker == 0xC4:
+            defined |= _huffman_tables(payload)
+        elif marker == 0xE0 and payload.startswith(b"JFIF\x00"):
             jfif = True
         elif marker == 0xEE and payload.startswith(b"Adobe") and len(payload) >= 12:
             adobe = payload[11]  # the colour transform
@@ -117,8 +139,36 @@ def read_frame(data: bytes) -> Frame:
     ids = list(payload[6:6 + 3 * count:3])
     factors = [(b >> 4, b & 15) for b in payload[7:7 + 3 * count:3]]
     _check(payload[0], ids, factors, jfif, adobe)
+    huffman = _scan_tables(sos, ids, defined) if marker in (0xC0, 0xC1) else None
     return Frame(int.from_bytes(payload[3:5], "big"), int.from_bytes(payload[1:3], "big"),
-                 [(1, 1)] if count == 1 else factors)
+                 [(1, 1)] if count == 1 else factors, huffman, len(data) - pos)
+
+
+def _huffman_tables(payload: bytes) -> dict[tuple[int, int], tuple[list[int], list[int]]]:
+    """A DHT segment's tables by (class: 0 DC, 1 AC; slot): BITS and HUFFVAL."""
+    tables, pos = {}, 0
+    while pos + 17 <= len(payload):
+        bits = list(payload[pos + 1:pos + 17])
+        values = list(payload[pos + 17:pos + 17 + sum(bits)])
+        tables[(payload[pos] >> 4, payload[pos] & 15)] = bits, values
+        pos += 17 + sum(bits)
+    return tables
+
+
+def _scan_tables(sos: bytes, ids: list[int], defined: dict[tuple[int, int], tuple[list[int], list[int]]]
+                 ) -> Tables | None:
+    """The first scan's tables as ``jpeg_encode`` rows (luma slot 0, chroma slot 1), when that scan
+    holds every component and the chroma ones share their tables; else None."""
+    selectors = {sos[1 + 2 * i]: (sos[2 + 2 * i] >> 4, sos[2 + 2 * i] & 15) for i in range(sos[0] if sos else 0)}
+    if sorted(selectors) != sorted(ids) or len({selectors[i] for i in ids[1:]}) > 1:
+        return None
+    rows = {}
+    for slot, component in enumerate(ids[:2]):
+        dc, ac = selectors[component]
+        if (0, dc) not in defined or (1, ac) not in defined:
+            return None
+        rows[2 * slot], rows[2 * slot + 1] = defined[(0, dc)], defined[(1, ac)]
+    return rows
 
 
 def _check(precision: int, ids: list[int], factors: list[tuple[int, int]], jfif: bool, adobe: int | None) -> None:
@@ -188,7 +238,7 @@ def encode_mcus(pixels: np.ndarray, rows: np.ndarray, columns: np.ndarray, frame
     (mcu_h, mcu_w), (grid_h, grid_w) = frame.mcu, frame.mcus
     padded = _pad(pixels, (grid_h * mcu_h, grid_w * mcu_w))
     tiles = padded.reshape(grid_h, mcu_h, grid_w, mcu_w, -1)[rows, :, columns]
-    if tiles.shape[-1] == 3:  # OpenCV's YCrCb is JFIF's YCbCr (Cb, Cr centred on 128), rounded as libjpeg does
+    if tiles.shape[-1] == 3 and len(rows):  # OpenCV's YCrCb is JFIF's YCbCr (Cb, Cr centred on 128), rounded as libjpeg does
         tiles = cv2.cvtColor(tiles.reshape(-1, mcu_w, 3), cv2.COLOR_RGB2YCrCb).reshape(tiles.shape)[..., [0, 2, 1]]
     planes = tiles.astype(np.float32) - 128  # the level shift
     result = []

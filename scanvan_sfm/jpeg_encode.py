@@ -1,8 +1,9 @@
 """Quantized DCT coefficients → a baseline JPEG file, entropy coding compiled with numba.
 
-The file holds one scan (interleaved for several components), Huffman tables made for the image's
-own symbol counts (JPEG Annex K.2, as libjpeg's ``optimize_coding``), the given quantization tables,
-and the given APPn segments. Coefficients come per component on its block grid padded to whole MCUs,
+The file holds one scan (interleaved for several components), the given Huffman tables when they
+code every symbol (one pass: a source's own tables) or else tables made for the image's own symbol
+counts (two passes; JPEG Annex K.2, as libjpeg's ``optimize_coding``), the given quantization
+tables, and the given APPn segments. Coefficients come per component on its block grid padded to whole MCUs,
 shape (rows, columns, 64), in natural (row-major) order within a block.
 """
 
@@ -22,6 +23,8 @@ ZIGZAG = np.array([
     60, 61, 54, 47, 55, 62, 63], dtype=np.int64)
 JFIF = b"\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"  # what libjpeg writes by default
 MAX_SEGMENT = 65533  # payload bytes in one marker segment
+#: The most bytes one block can take: 64 codes of at most 16 + 11 bits, each byte maybe stuffed.
+MAX_BLOCK_BYTES = 2 * 64 * 27 // 8 + 2
 
 
 class EncodeError(ValueError):
@@ -83,6 +86,8 @@ def _emit(counts, codes, sizes, out, state, table, symbol, value):
     if out is None:
         counts[table, symbol] += 1
         return state
+    if sizes[table, symbol] == 0:  # no code for it in the given table
+        return (-1, 0, 0)
     n = symbol & 15
     bits = (codes[table, symbol] << n) | ((value if value >= 0 else value - 1) & ((1 << n) - 1))
     return _put(out, state[0], state[1], state[2], bits, sizes[table, symbol] + n)
@@ -92,11 +97,13 @@ def _emit(counts, codes, sizes, out, state, table, symbol, value):
 def _block(block, pred, dc, ac, codes, sizes, counts, out, state):
     """One block: its DC difference from ``pred``, then its AC coefficients as runs of zeros and
     values in zig-zag order. Returns the state and False if a value needs more bits than baseline
-    allows."""
+    allows or has no code in the tables."""
     diff = np.int64(block[0]) - pred
     if _category(diff) > 11:
         return state, False
     state = _emit(counts, codes, sizes, out, state, dc, _category(diff), diff)
+    if state[0] < 0:
+        return state, False
     mask = np.uint64(0)  # the non-zero AC coefficients, by zig-zag position
     for k in range(1, 64):
         mask |= np.uint64(block[ZIGZAG[k]] != 0) << np.uint64(k)
@@ -114,14 +121,15 @@ def _block(block, pred, dc, ac, codes, sizes, counts, out, state):
         last = k
     if last < 63:
         state = _emit(counts, codes, sizes, out, state, ac, 0, 0)  # end of block
-    return state, True
+    return state, state[0] >= 0
 
 
 @numba.njit(cache=True)
 def _scan(comps, factors, tables, mcus_y, mcus_x, codes, sizes, counts, out):
     """One pass over the MCUs. ``out`` None: count each table's symbols (``counts``: DC of table
-    t in row 2t, AC in 2t + 1), returning -1 if a value needs more bits than baseline allows. Else
-    write the entropy-coded data to ``out`` and return its length."""
+    t in row 2t, AC in 2t + 1). Else write the entropy-coded data to ``out``. Returns its length,
+    or -1 if a value needs more bits than baseline allows, has no code in the tables, or ``out``
+    is too short."""
     pred = np.zeros(len(comps), np.int64)
     state = (0, 0, 0)
     for my in range(mcus_y):
@@ -130,6 +138,8 @@ def _scan(comps, factors, tables, mcus_y, mcus_x, codes, sizes, counts, out):
                 comp, h, v = comps[c], factors[c, 0], factors[c, 1]
                 for by in range(v):
                     for bx in range(h):
+                        if out is not None and state[0] + MAX_BLOCK_BYTES > len(out):
+                            return -1
                         block = comp[my * v + by, mx * h + bx]
                         state, ok = _block(block, pred[c], 2 * tables[c], 2 * tables[c] + 1, codes, sizes, counts,
                                            out, state)
@@ -205,24 +215,38 @@ def metadata_segments(metadata: dict[str, bytes]) -> bytes:
     return JFIF + b"".join(_segment(marker, payload) for marker, payload in payloads)
 
 
+#: Huffman tables by row (DC of slot t in row 2t, AC in 2t + 1): BITS and HUFFVAL.
+Tables = dict[int, tuple[list[int], list[int]]]
+
+
 def encode(width: int, height: int, components: list[Component], quant: dict[int, np.ndarray],
-           segments: bytes = b"") -> bytes:
-    """The baseline JPEG of the coefficients (``quant``: slot → 64 natural-order values)."""
+           segments: bytes = b"", huffman: Tables | None = None, size_hint: int = 0) -> bytes:
+    """The baseline JPEG of the coefficients (``quant``: slot → 64 natural-order values), coded
+    with ``huffman`` if those tables code every symbol within about ``size_hint`` bytes (the
+    source's scan), else with tables made for them."""
     comps = tuple(c.coefficients for c in components)
     factors = np.array([(c.h, c.v) for c in components], np.int64)
     tables = np.array([c.huffman for c in components], np.int64)
     mcus_y, mcus_x = comps[0].shape[0] // components[0].v, comps[0].shape[1] // components[0].h
+    rows = range(2 * (int(tables.max()) + 1))
     counts, codes, sizes = (np.zeros((4, 256), np.int64) for _ in range(3))
-    if _scan(comps, factors, tables, mcus_y, mcus_x, codes, sizes, counts, None) < 0:
-        raise EncodeError("a DCT coefficient out of the baseline range")
-    dht = b""
-    for row in range(2 * (int(tables.max()) + 1)):
-        bits, values = huffman_table(counts[row])
-        codes[row], sizes[row] = _codes(bits, values)
-        dht += bytes([(row % 2) << 4 | row // 2, *bits, *values])
-    total_bits = int((counts * (sizes + np.arange(256) % 16)).sum())  # codes and their value bits
-    data = np.empty(2 * (total_bits // 8) + 16, np.uint8)  # room for a stuffed 0x00 after every byte
-    length = _scan(comps, factors, tables, mcus_y, mcus_x, codes, sizes, counts, data)
+    length = -1
+    if huffman is not None and all(row in huffman for row in rows):
+        for row in rows:
+            codes[row], sizes[row] = _codes(*huffman[row])
+        data = np.empty(2 * size_hint + 1024, np.uint8)
+        length = _scan(comps, factors, tables, mcus_y, mcus_x, codes, sizes, counts, data)
+        chosen = huffman
+    if length < 0:
+        if _scan(comps, factors, tables, mcus_y, mcus_x, codes, sizes, counts, None) < 0:
+            raise EncodeError("a DCT coefficient out of the baseline range")
+        chosen = {row: huffman_table(counts[row]) for row in rows}
+        for row in rows:
+            codes[row], sizes[row] = _codes(*chosen[row])
+        total_bits = int((counts * (sizes + np.arange(256) % 16)).sum())  # codes and their value bits
+        data = np.empty(2 * (total_bits // 8) + MAX_BLOCK_BYTES, np.uint8)  # room for a 0x00 after every byte
+        length = _scan(comps, factors, tables, mcus_y, mcus_x, codes, sizes, counts, data)
+    dht = b"".join(bytes([(row % 2) << 4 | row // 2, *chosen[row][0], *chosen[row][1]]) for row in rows)
     wide = any(int(q.max()) > 255 for q in quant.values())
     dqt = b"".join(bytes([wide << 4 | slot]) + np.asarray(q, ">u2" if wide else "u1")[ZIGZAG].tobytes()
                    for slot, q in sorted(quant.items()))

@@ -62,7 +62,7 @@ def test_unchanged_blocks_decode_exactly_as_the_source(tmp_path, source):
     shape = picture.pixels.shape[:2]
     boxes = _street_boxes(shape[1], shape[0], 0.08)
     after = _paint(picture.pixels, boxes)
-    written = jpeg_blocks.write(source, picture.pixels, after, picture.metadata)
+    written = jpeg_blocks.write(jpeg_blocks.read_source(source), picture.pixels, after, picture.metadata)
     touched = _touched(boxes, shape, written.mcu)
     assert written.mcu == ((16, 16) if source == PANORAMA else (8, 16))
     assert np.array_equal(written.reencoded, touched)  # exactly the MCUs the change reaches
@@ -110,12 +110,47 @@ def test_other_jpeg_kinds_odd_sizes_and_grey_are_written_block_by_block(tmp_path
         after = _paint(picture.pixels, [(0, 0, 21, 9), (990, 300, 11, 40), (500, 660, 40, 7)])
         assert write_image(tmp_path / "out.jpg", Picture(after), like=picture) is None
         decoded = read_image(tmp_path / "out.jpg").pixels
-        written = jpeg_blocks.write(source, picture.pixels, after, {})
+        written = jpeg_blocks.write(jpeg_blocks.read_source(source), picture.pixels, after, {})
         assert written.data == (tmp_path / "out.jpg").read_bytes()
         reencoded = _pixels_of(written.reencoded, written.mcu, after.shape[:2])
         near = cv2.dilate(reencoded.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
         assert np.array_equal(decoded[~near], picture.pixels[~near])
         assert cv2.absdiff(decoded, after)[reencoded].mean() < 4
+
+
+def _scan_data(data: bytes) -> bytes:
+    """A one-scan JPEG's entropy-coded data, after its SOS segment."""
+    start = data.index(b"\xff\xda")
+    return data[start + 2 + int.from_bytes(data[start + 2:start + 4], "big"):]
+
+
+def test_a_baseline_source_keeps_its_huffman_tables_and_its_untouched_bytes(tmp_path):
+    source = tmp_path / "source.jpg"
+    Image.open(LUND).save(source, "JPEG", quality=90)  # libjpeg's standard tables
+    picture = read_image(source)
+    unchanged = jpeg_blocks.write(jpeg_blocks.read_source(source), picture.pixels, picture.pixels, {})
+    assert not unchanged.reencoded.any()
+    assert _scan_data(unchanged.data) == _scan_data(source.read_bytes())  # the same bits, one pass
+    painted = _paint(picture.pixels, [(200, 150, 300, 200)])
+    written = jpeg_blocks.write(jpeg_blocks.read_source(source), picture.pixels, painted, {})
+    tables = jpeg_blocks.read_frame(source.read_bytes()).huffman
+    assert tables is not None and jpeg_blocks.read_frame(written.data).huffman == tables
+
+
+def test_tables_made_for_the_image_when_the_sources_lack_a_code(tmp_path):
+    source = tmp_path / "optimized.jpg"
+    Image.new("RGB", (256, 128), (90, 120, 150)).save(source, "JPEG", optimize=True)  # flat: few symbols
+    picture = read_image(source)
+    painted = picture.pixels.copy()
+    painted[32:96, 96:160] = read_image(LUND).pixels[300:364, 400:464]  # a street: symbols the flat lacks
+    written = jpeg_blocks.write(jpeg_blocks.read_source(source), picture.pixels, painted, {})
+    assert jpeg_blocks.read_frame(written.data).huffman != jpeg_blocks.read_frame(source.read_bytes()).huffman
+    (tmp_path / "out.jpg").write_bytes(written.data)
+    decoded = read_image(tmp_path / "out.jpg").pixels
+    reencoded = _pixels_of(written.reencoded, written.mcu, painted.shape[:2])
+    near = cv2.dilate(reencoded.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    assert np.array_equal(decoded[~near], picture.pixels[~near])
+    assert cv2.absdiff(decoded, painted)[reencoded].mean() < 6
 
 
 def test_unsupported_sources_are_encoded_whole_with_the_reason(tmp_path):
