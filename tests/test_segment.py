@@ -152,6 +152,26 @@ def test_no_npm_says_how_to_install_offline(tmp_path, monkeypatch):
         install.install_models(tmp_path / "cache")
 
 
+@needs_shared
+def test_nanodet_through_tflite_gives_the_graphs_outputs(default):
+    from scanvan_sfm.segment.detector import NanoDet
+    from scanvan_sfm.segment.lite import LiteModel
+    from scanvan_sfm.segment.tfjs import TfjsGraphModel
+    graph = TfjsGraphModel(install.model_path("nanodet"))
+    lite = LiteModel(graph, [(1, 3, 416, 416)])
+    assert isinstance(default.model, LiteModel)  # the default detector runs through it
+    pixels = read_image(SHARED / "images" / "yolov5_zidane.jpg").pixels
+    for x0, y0 in ((0, 0), (400, 200), (800, 300)):
+        tile = pixels[y0:y0 + 416, x0:x0 + 416]
+        tensor = ((tile[:, :, ::-1].astype(np.float32) - NanoDet.MEAN) / NanoDet.STD).transpose(2, 0, 1)[None]
+        expected, got = graph(tensor), lite(tensor)
+        assert list(got) == list(expected)
+        for name in expected:
+            assert got[name].shape == expected[name].shape
+            np.testing.assert_allclose(got[name], expected[name], atol=1e-3)
+        assert max(float(np.abs(got[n] - expected[n]).max()) for n in expected) > 0  # not the same runtime
+
+
 def test_corrupt_tfjs_model_is_refused(tmp_path, default):
     from scanvan_sfm.segment.tfjs import TfjsGraphModel
     shutil.copy(install.cache_dir() / "centernet.json", tmp_path)

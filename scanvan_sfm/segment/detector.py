@@ -16,6 +16,7 @@ from ..rig import no_data_rows
 from .base import Detection, Segmentation, Stamp, maps_from_detections
 from .classes import DEFAULT_CLASSES, chosen, shifts
 from .install import model_path
+from .lite import LiteModel
 from .silhouette import Matting, silhouette
 from .tfjs import TfjsGraphModel
 from .tiling import TilePlan, panorama_views, photo_views
@@ -132,6 +133,10 @@ class NanoDet(TiledDetector):
     TOP = 100
     MEAN = np.array([103.53, 116.28, 123.675], np.float32)
     STD = np.array([57.375, 57.12, 58.395], np.float32)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.model = LiteModel(self.model, [(1, 3, self.input_size, self.input_size)])
 
     def raw(self, tile: np.ndarray) -> np.ndarray:
         bgr = (tile[:, :, ::-1].astype(np.float32) - self.MEAN) / self.STD

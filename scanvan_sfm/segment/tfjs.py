@@ -48,11 +48,11 @@ class TfjsGraphModel:
         wrapped = tf.compat.v1.wrap_function(run, signature=[])
         graph = wrapped.graph
         names = lambda keys: [tensors[k] if ":" in tensors[k] else f"{tensors[k]}:0" for k in keys]  # noqa: E731
-        self._fn = wrapped.prune([graph.get_tensor_by_name(n) for n in names(self.inputs)],
+        self.function = wrapped.prune([graph.get_tensor_by_name(n) for n in names(self.inputs)],
                                  [graph.get_tensor_by_name(n) for n in names(self.outputs)])
 
     def __call__(self, *inputs: np.ndarray) -> dict[str, np.ndarray]:
-        results = self._fn(*[self._tf.constant(x) for x in inputs])
+        results = self.function(*[self._tf.constant(x) for x in inputs])
         return {name: r.numpy() for name, r in zip(self.outputs, results, strict=True)}
 
 
