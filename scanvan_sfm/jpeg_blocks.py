@@ -238,7 +238,8 @@ def encode_mcus(pixels: np.ndarray, rows: np.ndarray, columns: np.ndarray, frame
     (mcu_h, mcu_w), (grid_h, grid_w) = frame.mcu, frame.mcus
     padded = _pad(pixels, (grid_h * mcu_h, grid_w * mcu_w))
     tiles = padded.reshape(grid_h, mcu_h, grid_w, mcu_w, -1)[rows, :, columns]
-    if tiles.shape[-1] == 3 and len(rows):  # OpenCV's YCrCb is JFIF's YCbCr (Cb, Cr centred on 128), rounded as libjpeg does
+    # OpenCV's YCrCb is JFIF's YCbCr (Cb, Cr centred on 128), rounded as libjpeg does
+    if tiles.shape[-1] == 3 and len(rows):
         tiles = cv2.cvtColor(tiles.reshape(-1, mcu_w, 3), cv2.COLOR_RGB2YCrCb).reshape(tiles.shape)[..., [0, 2, 1]]
     planes = tiles.astype(np.float32) - 128  # the level shift
     result = []
