@@ -109,8 +109,8 @@ def _paint_box(target: np.ndarray, d: Detection, box: tuple[int, int, int, int],
     left, right = left % width, left % width + right - left
     for start, end in ((left, min(right, width)), (0, right - width)):
         if start < end:
-            region = target[top:bottom, start:end]
-            np.maximum(region, value, out=region)
+            span = target[top:bottom, start:end]
+            np.maximum(span, value, out=span)
 
 
 def _car_hits(d: Detection, box: tuple[int, int, int, int], rows: np.ndarray, cols: np.ndarray,
