@@ -70,7 +70,7 @@ def test_landmarks_reach_the_pinhole_camera_that_sees_them():
     result = propagate(scene, 0, polygon, rasterize(polygon, *PANO))
     assert result.method == "landmarks" and result.landmarks_inside >= 30
     assert [r.view_id for r in result.regions] == [1]  # view 2 looks away
-    layer = render([result.regions[0]], 1000, 800, panorama=False)
+    layer = render([result.regions[0]], scene.intrinsics[1], 1000, 800)
     observed = scene.structure.obs_xy[scene.structure.obs_view == 1]
     assert layer[observed[:, 1].astype(int), observed[:, 0].astype(int)].all()
 
@@ -84,7 +84,7 @@ def test_rays_reach_the_pinhole_camera_when_no_landmark_is_inside():
     assert result.method == "rays" and result.landmarks_inside < 3
     (region,) = result.regions
     assert region.view_id == 1 and region.kind == "rays"
-    layer = render([region], 1000, 800, panorama=False)
+    layer = render([region], scene.intrinsics[1], 1000, 800)
     where = project(scene.intrinsics[1], scene.extrinsics[1], target[None])[0].astype(int)
     assert layer[where[1], where[0]]
     assert layer.mean() < 0.2  # an outline of the polygon, not the whole frame
