@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import PROJECT, cli, needs_shared
+from helpers import PROJECT, cli, inside_polygon, needs_shared, off_edges
 from scanvan_sfm.images import read_mask
 from scanvan_sfm.reports.models import ReportIn
 from scanvan_sfm.reports.photo import TOLERANCE
@@ -207,23 +207,6 @@ def on_screen(page, pixel) -> tuple[float, float]:
     return box["x"] + pixel[0] * box["width"] / 1024, box["y"] + pixel[1] * box["height"] / 768
 
 
-def off_segments(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
-    """Distance of each point to the nearest edge of a closed pixel polygon."""
-    a, b = polygon, np.roll(polygon, -1, axis=0)
-    t = np.clip(np.einsum("pij,ij->pi", points[:, None] - a, b - a) / ((b - a) ** 2).sum(axis=1), 0, 1)
-    return np.linalg.norm(points[:, None] - (a + t[..., None] * (b - a)), axis=2).min(axis=1)
-
-
-def path_contains(polygon: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Even-odd test of points against a pixel polygon."""
-    x, y = points[:, 0], points[:, 1]
-    inside = np.zeros(len(points), bool)
-    for (x0, y0), (x1, y1) in zip(polygon, np.roll(polygon, -1, axis=0), strict=True):
-        crosses = (y0 > y) != (y1 > y)
-        inside ^= crosses & (x < x0 + (y - y0) * (x1 - x0) / (y1 - y0 if y1 != y0 else 1.0))
-    return inside
-
-
 def test_report_on_a_photo_is_applied_and_propagated(browser, tmp_path):
     """The bundled lund scene (photos, pinhole_radial_k3) served after anonymize: a visitor zooms,
     drags the photo and draws a polygon on it; it is stored as directions through the camera; a
@@ -267,7 +250,7 @@ def test_report_on_a_photo_is_applied_and_propagated(browser, tmp_path):
         back = project_camera(camera, camera_rays(stored))
         assert len(stored) > len(DRAWN)
         assert np.linalg.norm(back[:, None] - drawn, axis=2).min(axis=0).max() < 1e-6
-        assert off_segments(back, drawn).max() <= TOLERANCE
+        assert off_edges(back, drawn).max() <= TOLERANCE
 
         sign_in(page, server)
         page.click(f"#reports button[data-id='{report_id}']")
@@ -285,15 +268,15 @@ def test_report_on_a_photo_is_applied_and_propagated(browser, tmp_path):
     layer = read_mask(masks / "04-manual.png")
     rows, cols = np.mgrid[0:768, 0:1024]
     centres = np.column_stack([cols.ravel() + 0.5, rows.ravel() + 0.5])
-    edge = off_segments(centres, drawn).reshape(768, 1024)
-    within = path_contains(drawn, centres).reshape(768, 1024)
+    edge = off_edges(centres, drawn).reshape(768, 1024)
+    within = inside_polygon(drawn, centres).reshape(768, 1024)
     assert layer[within & (edge > 2)].all() and not layer[~within & (edge > 2)].any()  # within 2 px of the drawn edges
     assert read_mask(masks / "04-mask.png")[layer].all()
 
     scene = read_scene(LUND / "sfm_data_bin.json")
     st = scene.structure
     in3 = np.flatnonzero(st.obs_view == 3)
-    landmarks = np.unique(st.obs_landmark()[in3[path_contains(drawn, st.obs_xy[in3])]])
+    landmarks = np.unique(st.obs_landmark()[in3[inside_polygon(drawn, st.obs_xy[in3])]])
     seen = {v: st.obs_xy[np.isin(st.obs_landmark(), landmarks) & (st.obs_view == v)] for v in range(10) if v != 3}
     assert len(landmarks) >= 30 and {v for v, xy in seen.items() if len(xy)} == {1, 2, 4, 5, 6}
     for view, xy in seen.items():
