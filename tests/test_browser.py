@@ -1,5 +1,6 @@
 """The reporting pages in a real headless Chromium (Debian's, driven by Playwright): a visitor
-draws a polygon by clicking on the sphere and sends it; a moderator accepts it.
+draws a polygon by clicking on the sphere, or on a photo of the lund scene, and sends it; a
+moderator accepts it; the photo's report is applied and propagated.
 
 Screenshots of each page go to ``out/screenshots/``.
 """

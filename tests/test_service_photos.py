@@ -18,7 +18,7 @@ from scanvan_sfm.reports.photo import TOLERANCE
 from scanvan_sfm.reports.spherical import camera_rays
 from scanvan_sfm.sfm import read_scene
 from scanvan_sfm.sfm.cameras import project_camera
-from service_helpers import MODERATOR, TRIANGLE, config, report
+from service_helpers import MODERATOR, TRIANGLE, config, refused, report
 
 LUND = PROJECT / "fixtures" / "lund" / "sfm_data_bin.json"
 CAMERA = read_scene(LUND, structure=False).intrinsics[0]
@@ -108,17 +108,9 @@ HOSTILE = [
 
 @pytest.mark.parametrize("payload", [p for _, p in HOSTILE], ids=[name for name, _ in HOSTILE])
 def test_hostile_photo_submissions_are_4xx_json(lund, payload):
-    if isinstance(payload, str):
-        response = lund.post("/api/reports", content=payload, headers={"content-type": "application/json"})
-    else:
-        response = lund.post("/api/reports", json=payload)
-    assert 400 <= response.status_code < 500, response.text
-    assert response.headers["content-type"] == "application/json" and "detail" in response.json()
-    assert "1024.5" not in response.text and "769" not in response.text  # the input is not echoed
-    assert lund.get("/api/reports", headers=MODERATOR).json()["reports"] == []  # nothing stored
+    answer = str(refused(lund, payload))
+    assert "1024.5" not in answer and "769" not in answer  # the input is not echoed
 
 
 def test_pixels_on_a_panorama_are_refused(client):
-    response = client.post("/api/reports", json=report(polygon=None, pixels=pixels(DRAWN)))
-    assert response.status_code == 422 and "panorama" in response.json()["detail"]
-    assert client.get("/api/reports", headers=MODERATOR).json()["reports"] == []
+    assert "is a panorama" in refused(client, report(polygon=None, pixels=pixels(DRAWN)))["detail"]
