@@ -40,7 +40,7 @@ from ..sfm import SfMData, read_scene
 from ..sfm.io import images_root
 from ..view import render as render_view
 from .feed import feed_reports
-from .layers import check_placeable, polygon_mask, render
+from .layers import check_drawable, polygon_mask, render
 from .models import Category, Status
 from .propagate import propagate
 from .store import ReportStore
@@ -203,7 +203,7 @@ def _unusable(scene: SfMData, manifest: Manifest, report: Wanted) -> str:
     if entry is None or entry.status != "done":
         return f"view {report.view_id} has no anonymized image (run anonymize)"
     try:
-        check_placeable(scene.intrinsics[view.id_intrinsic], report.polygon, view.width, view.height)
+        check_drawable(scene.intrinsics[view.id_intrinsic], report.polygon, view.width, view.height)
     except InputError as exc:
         return f"view {report.view_id}: {exc}"
     return ""

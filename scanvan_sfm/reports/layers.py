@@ -14,7 +14,7 @@ from . import photo
 from .spherical import placeable_cap, rasterize
 
 
-def check_placeable(intrinsic: Pinhole | Spherical, polygon, width: int, height: int) -> None:
+def check_drawable(intrinsic: Pinhole | Spherical, polygon, width: int, height: int) -> None:
     """``InputError`` unless a report polygon (pitch, yaw) can be drawn in a view of this camera."""
     polygon = np.asarray(polygon, np.float64).reshape(-1, 2)
     if not isinstance(intrinsic, Spherical):

@@ -50,9 +50,11 @@ class Service:
 
     def photo(self, view_id: int) -> tuple[View, Pinhole] | None:
         """A published photo's view and camera; ``None`` for a panorama."""
-        view = self.scene.views[view_id] if view_id in self.viewpoints else None
-        intrinsic = self.scene.intrinsics[view.id_intrinsic] if view is not None else None
-        return (view, intrinsic) if view is not None and isinstance(intrinsic, Pinhole) else None
+        if view_id not in self.viewpoints:
+            return None
+        view = self.scene.views[view_id]
+        intrinsic = self.scene.intrinsics[view.id_intrinsic]
+        return (view, intrinsic) if isinstance(intrinsic, Pinhole) else None
 
     @classmethod
     def open(cls, config: ServiceConfig) -> Service:
