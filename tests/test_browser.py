@@ -214,7 +214,8 @@ def test_report_on_a_photo_is_applied_and_propagated(browser, tmp_path):
     moderator sees it on the photo and accepts it; ``reports apply --propagate`` puts it in that
     view's mask at the drawn pixels and in the views that see the same landmarks."""
     out, db, problems = tmp_path / "lund", tmp_path / "reports.sqlite", []
-    anonymized = cli("anonymize", LUND / "sfm_data_bin.json", "--out", out, "--format", "png")  # PNG: quickest
+    anonymized = cli("anonymize", LUND / "sfm_data_bin.json", "--out", out, "--format", "png",  # the quickest
+                     "--workers", "1")
     assert anonymized.returncode == 0, anonymized.stderr
     with LiveServer(config(db, scene=out / "anonymization" / "sfm_data_anonymized.json")) as server:
         page = browser.new_page(viewport={"width": 1280, "height": 860})
