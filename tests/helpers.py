@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -53,3 +54,21 @@ def tree_hashes(folder: Path) -> dict:
     """The SHA-256 of every file below ``folder``, by its path relative to it."""
     return {p.relative_to(folder): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def off_edges(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """Distance of each point (n, 2) to the nearest edge of a closed pixel polygon."""
+    a, b = polygon, np.roll(polygon, -1, axis=0)
+    length2 = ((b - a) ** 2).sum(axis=1)
+    t = np.clip(np.einsum("pij,ij->pi", points[:, None] - a, b - a) / np.where(length2 > 0, length2, 1.0), 0, 1)
+    return np.linalg.norm(points[:, None] - (a + t[..., None] * (b - a)), axis=2).min(axis=1)
+
+
+def inside_polygon(polygon: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Even-odd test of points (n, 2) against a pixel polygon."""
+    x, y = points[:, 0], points[:, 1]
+    inside = np.zeros(len(points), bool)
+    for (x0, y0), (x1, y1) in zip(polygon, np.roll(polygon, -1, axis=0), strict=True):
+        crosses = (y0 > y) != (y1 > y)
+        inside ^= crosses & (x < x0 + (y - y0) * (x1 - x0) / (y1 - y0 if y1 != y0 else 1.0))
+    return inside

@@ -19,6 +19,19 @@ MODERATOR = {"Authorization": f"Bearer {TOKEN}"}
 TRIANGLE = [{"pitch": 1.2, "yaw": 0.5}, {"pitch": 1.4, "yaw": 0.5}, {"pitch": 1.4, "yaw": 0.7}]
 
 
+def refused(client, payload: object) -> dict:
+    """POST a hostile report (an object as JSON, a string as it is): a 4xx JSON error, nothing
+    stored. Returns the answer's JSON."""
+    if isinstance(payload, str):
+        response = client.post("/api/reports", content=payload, headers={"content-type": "application/json"})
+    else:
+        response = client.post("/api/reports", json=payload)
+    assert 400 <= response.status_code < 500, response.text
+    assert response.headers["content-type"] == "application/json" and "detail" in response.json()
+    assert client.get("/api/reports", headers=MODERATOR).json()["reports"] == []  # nothing stored
+    return response.json()
+
+
 def config(db: Path, **overrides) -> ServiceConfig:
     return ServiceConfig(**({"scene": SCENE, "db": db, "token": TOKEN} | overrides))
 

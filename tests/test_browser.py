@@ -1,5 +1,6 @@
 """The reporting pages in a real headless Chromium (Debian's, driven by Playwright): a visitor
-draws a polygon by clicking on the sphere and sends it; a moderator accepts it.
+draws a polygon by clicking on the sphere, or on a photo of the lund scene, and sends it; a
+moderator accepts it; the photo's report is applied and propagated.
 
 Screenshots of each page go to ``out/screenshots/``.
 """
@@ -18,10 +19,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import PROJECT, needs_shared
+from helpers import PROJECT, cli, inside_polygon, needs_shared, off_edges
+from scanvan_sfm.images import read_mask
 from scanvan_sfm.reports.models import ReportIn
-from scanvan_sfm.reports.spherical import rasterize
+from scanvan_sfm.reports.photo import TOLERANCE
+from scanvan_sfm.reports.spherical import camera_rays, rasterize
 from scanvan_sfm.reports.store import ReportStore
+from scanvan_sfm.sfm import read_scene
+from scanvan_sfm.sfm.cameras import project_camera
 from service_helpers import TOKEN, LiveServer, config
 
 pytestmark = needs_shared
@@ -79,7 +84,7 @@ def test_visitor_reports_and_moderator_accepts(browser, tmp_path):
         page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
         page.goto(server.url + "/")
         page.click("button[data-id='3']")
-        page.wait_for_selector("body[data-panorama='3']", timeout=60_000)
+        page.wait_for_selector("body[data-viewpoint='3']", timeout=60_000)
         look = {"yaw": 1.0, "pitch": -0.25}
         page.evaluate(f"window.scanvan.viewer.rotate({{yaw: {look['yaw']}, pitch: {look['pitch']}}})")
         vfov = math.radians(page.evaluate("window.scanvan.viewer.state.vFov"))
@@ -171,7 +176,7 @@ def test_polygons_across_the_seam_and_around_the_zenith(browser, tmp_path):
         page = browser.new_page(viewport={"width": 1280, "height": 860})
         page.goto(server.url + "/")
         page.click("button[data-id='2']")
-        page.wait_for_selector("body[data-panorama='2']", timeout=60_000)
+        page.wait_for_selector("body[data-viewpoint='2']", timeout=60_000)
         for name, look in (("seam", "{yaw: Math.PI, pitch: 0}"), ("zenith", "{yaw: 0, pitch: Math.PI / 2}")):
             page.evaluate(f"window.scanvan.viewer.rotate({look})")
             box = page.locator("#viewer").bounding_box()
@@ -189,6 +194,100 @@ def test_polygons_across_the_seam_and_around_the_zenith(browser, tmp_path):
     assert mask[1344, :150].all() and mask[1344, -150:].all() and not mask[1344, 300:-300].any()
     assert np.ptp(np.sort(zenith[:, 1])) > math.pi and (zenith[:, 0] < 0.5).all()  # corners all around
     assert rasterize(zenith, 5376, 2688)[0].all()
+
+
+LUND = PROJECT / "fixtures" / "lund"
+#: A quadrilateral drawn on view 3 (04.jpg) around the bushes and a door left of the street: 40
+#: landmarks, which views 1, 2, 4, 5 and 6 see as well.
+DRAWN = np.array([(355.0, 330.0), (480.0, 345.0), (475.0, 520.0), (350.0, 510.0)])
+
+
+def on_screen(page, pixel) -> tuple[float, float]:
+    """Where a pixel of the shown photo is on the screen (from the image element's box)."""
+    box = page.locator("#photo img").bounding_box()
+    return box["x"] + pixel[0] * box["width"] / 1024, box["y"] + pixel[1] * box["height"] / 768
+
+
+def test_report_on_a_photo_is_applied_and_propagated(browser, tmp_path):
+    """The bundled lund scene (photos, pinhole_radial_k3) served after anonymize: a visitor zooms,
+    drags the photo and draws a polygon on it; it is stored as directions through the camera; a
+    moderator sees it on the photo and accepts it; ``reports apply --propagate`` puts it in that
+    view's mask at the drawn pixels and in the views that see the same landmarks."""
+    out, db, problems = tmp_path / "lund", tmp_path / "reports.sqlite", []
+    anonymized = cli("anonymize", LUND / "sfm_data_bin.json", "--out", out, "--format", "png",  # the quickest
+                     "--workers", "1")
+    assert anonymized.returncode == 0, anonymized.stderr
+    with LiveServer(config(db, scene=out / "anonymization" / "sfm_data_anonymized.json")) as server:
+        page = browser.new_page(viewport={"width": 1280, "height": 860})
+        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.goto(server.url + "/")
+        page.wait_for_selector("#viewpoints button[data-id='9']")
+        assert page.locator("#viewpoints button").count() == 10  # views 0-9; view 10 has no pose
+        page.click("button[data-id='3']")
+        page.wait_for_selector("body[data-viewpoint='3']", timeout=60_000)
+        assert page.locator("#photo").is_visible() and page.locator("#viewer").is_hidden()
+        fitted = page.evaluate("window.scanvan.photo.state().scale")
+        page.click("#photo button[aria-label='Zoom in']")
+        frame = page.locator("#photo").bounding_box()
+        page.mouse.move(frame["x"] + 300, frame["y"] + 300)
+        page.mouse.down()
+        page.mouse.move(frame["x"] + 420, frame["y"] + 250, steps=6)  # a drag moves the photo, adds no corner
+        page.mouse.up()
+        assert page.evaluate("window.scanvan.photo.state().scale") == pytest.approx(1.5 * fitted)
+        for count, corner in enumerate(DRAWN, start=1):
+            page.mouse.click(*on_screen(page, corner))
+            page.wait_for_selector(f"#vertex-count:has-text('{count} corner')")
+        drawn = np.array([[v["x"], v["y"]] for v in page.evaluate("window.scanvan.vertices()")])
+        assert np.abs(drawn - DRAWN).max() < 1.0  # the page's pixels are where the clicks fell
+        page.screenshot(path=str(SHOTS / "report-photo.png"))
+        page.click("#submit")
+        page.wait_for_selector("#confirmation:has-text('report number')")
+        report_id = int(page.text_content("#confirmation").split("report number is ")[1].split(";")[0])
+
+        # stored as directions: back through the camera, the drawn corners and points along the
+        # straight edges between them
+        camera = read_scene(LUND / "sfm_data_bin.json", structure=False).intrinsics[0]
+        stored = np.array([[v.pitch, v.yaw] for v in ReportStore(db).get(report_id).polygon])
+        back = project_camera(camera, camera_rays(stored))
+        assert len(stored) > len(DRAWN)
+        assert np.linalg.norm(back[:, None] - drawn, axis=2).min(axis=0).max() < 1e-6
+        assert off_edges(back, drawn).max() <= TOLERANCE
+
+        sign_in(page, server)
+        page.click(f"#reports button[data-id='{report_id}']")
+        page.wait_for_selector(f"body[data-report='{report_id}']", timeout=60_000)
+        assert page.locator("#photo polygon.photo-polygon").count() == 1
+        page.screenshot(path=str(SHOTS / "moderation-photo.png"))
+        page.click("#accept")
+        page.wait_for_selector("#message:has-text('accepted')")
+        page.close()
+    assert not problems, problems
+
+    applied = cli("reports", "apply", "--scene", LUND / "sfm_data_bin.json", "--out", out, "--db", db, "--propagate")
+    assert applied.returncode == 0, applied.stderr
+    masks = out / "anonymization" / "masks"
+    layer = read_mask(masks / "04-manual.png")
+    rows, cols = np.mgrid[0:768, 0:1024]
+    centres = np.column_stack([cols.ravel() + 0.5, rows.ravel() + 0.5])
+    edge = off_edges(centres, drawn).reshape(768, 1024)
+    within = inside_polygon(drawn, centres).reshape(768, 1024)
+    assert layer[within & (edge > 2)].all() and not layer[~within & (edge > 2)].any()  # within 2 px of the drawn edges
+    assert read_mask(masks / "04-mask.png")[layer].all()
+
+    scene = read_scene(LUND / "sfm_data_bin.json")
+    st = scene.structure
+    in3 = np.flatnonzero(st.obs_view == 3)
+    landmarks = np.unique(st.obs_landmark()[in3[inside_polygon(drawn, st.obs_xy[in3])]])
+    seen = {v: st.obs_xy[np.isin(st.obs_landmark(), landmarks) & (st.obs_view == v)] for v in range(10) if v != 3}
+    assert len(landmarks) >= 30 and {v for v, xy in seen.items() if len(xy)} == {1, 2, 4, 5, 6}
+    for view, xy in seen.items():
+        manual = masks / f"{view + 1:02d}-manual.png"
+        if len(xy):
+            cells = np.floor(xy).astype(int)
+            assert read_mask(manual)[cells[:, 1], cells[:, 0]].mean() >= 0.95, view
+        else:
+            assert not manual.exists(), view
 
 
 def sign_in(page, server: LiveServer) -> None:

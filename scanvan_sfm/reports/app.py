@@ -1,7 +1,8 @@
 """``scanvan-sfm serve``: the public reporting page, its API and the moderation page.
 
 Visitors browse the published panoramas in a 360° viewer (Photo Sphere Viewer, installed by
-``npm ci`` and served from that install), draw a polygon around what was missed, and submit it.
+``npm ci`` and served from that install) and the published photos in a flat one, draw a polygon
+around what was missed, and submit it.
 Moderators, holding the token configured on the server, accept or reject reports.
 
 The routes are in ``routes_pages`` (pages and files), ``routes_moderator`` (the moderators' API)
@@ -39,8 +40,9 @@ __all__ = ["ServiceConfig", "create_app", "server_config"]
 ROUTERS = (routes_pages.router, routes_moderator.router, routes_public.router)
 
 DESCRIPTION = ("Report a person or vehicle the anonymization missed (or masked needlessly). "
-               "Angles in radians: pitch 0 at the top of the panorama to π at the bottom, "
-               "yaw 0 at the left edge to 2π.")
+               "On a panorama, corners in angles (radians): pitch 0 at the top of the panorama to π at "
+               "the bottom, yaw 0 at the left edge to 2π. On a photo, corners in pixels; they are stored "
+               "in the same angles, through the camera model (pitch 0 up, yaw π straight ahead).")
 BODY_ERRORS: Responses = {400: {"description": "unreadable body"}, 413: {"description": "body too large"}}
 
 

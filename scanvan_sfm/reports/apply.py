@@ -36,14 +36,13 @@ from ..failures import EXPECTED_ERRORS, reason
 from ..images import read_image
 from ..masks import LAYERS, publishable
 from ..settings import Settings
-from ..sfm import SfMData, is_panorama, read_scene
+from ..sfm import SfMData, read_scene
 from ..sfm.io import images_root
 from ..view import render as render_view
 from .feed import feed_reports
-from .layers import render
+from .layers import check_drawable, polygon_mask, render
 from .models import Category, Status
 from .propagate import propagate
-from .spherical import placeable_cap, rasterize
 from .store import ReportStore
 
 
@@ -203,12 +202,10 @@ def _unusable(scene: SfMData, manifest: Manifest, report: Wanted) -> str:
     entry = manifest.views.get(str(report.view_id))
     if entry is None or entry.status != "done":
         return f"view {report.view_id} has no anonymized image (run anonymize)"
-    if not scene.is_equirectangular(view):
-        return f"view {report.view_id} is not an equirectangular panorama"
     try:
-        placeable_cap(report.polygon)
+        check_drawable(scene.intrinsics[view.id_intrinsic], report.polygon, view.width, view.height)
     except InputError as exc:
-        return str(exc)
+        return f"view {report.view_id}: {exc}"
     return ""
 
 
@@ -219,15 +216,17 @@ def _regions(with_landmarks: Callable[[], SfMData], report: Wanted, propagate_re
     if propagate_reports and report.category is Category.blur_missing:
         scene = with_landmarks()
         view = scene.views[report.view_id]
-        inside = rasterize(report.polygon, view.width, view.height)
+        inside = polygon_mask(scene.intrinsics[view.id_intrinsic], report.polygon, view.width, view.height)
         regions += propagate(scene, report.view_id, np.asarray(report.polygon), inside).regions
     return regions
 
 
-def _layers(applied: dict[str, AppliedReport], view_id: int, width: int, height: int) -> dict[str, np.ndarray]:
+def _layers(applied: dict[str, AppliedReport], scene: SfMData, view_id: int, width: int,
+            height: int) -> dict[str, np.ndarray]:
     """The view's layers drawn from the applied reports; empty ones left out."""
+    intrinsic = scene.intrinsics[scene.views[view_id].id_intrinsic]
     layers = {name: render([r for a in applied.values() if a.layer == name for r in a.regions_in(view_id)],
-                           width, height, is_panorama((width, height))) for name in LAYERS}
+                           intrinsic, width, height) for name in LAYERS}
     return {name: layer for name, layer in layers.items() if layer.any()}
 
 
@@ -241,7 +240,7 @@ def _update_view(context: Context, key: str, view_id: int, settings: Settings, c
     reports = sorted(k for k, a in applied.items() if a.regions_in(view_id))
     try:
         current = dataset.load_mask(key)
-        layers = _layers(applied, view_id, current.shape[1], current.shape[0])
+        layers = _layers(applied, context.scene, view_id, current.shape[1], current.shape[0])
         kept = dataset.load_layers(key, ["automatic"])
         automatic = kept.get("automatic", current)
         final = publishable(automatic, layers)

@@ -1,7 +1,8 @@
 """What a report is, as the API and the feed carry it.
 
 Angles follow the original ScanVan feed: radians, ``pitch`` 0 at the top of the panorama to π at
-the bottom, ``yaw`` 0 at the left edge to 2π; so x = W·yaw/2π and y = H·pitch/π.
+the bottom, ``yaw`` 0 at the left edge to 2π; so x = W·yaw/2π and y = H·pitch/π. A photo's polygon
+is sent in its pixels and stored in the same angles, through the camera (``photo``).
 """
 
 from __future__ import annotations
@@ -9,15 +10,17 @@ from __future__ import annotations
 import math
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
 from ..errors import InputError
 from .spherical import MAX_CAP, directions, placeable_cap
 
 MAX_VERTICES = 100
+#: A stored polygon: a photo's is its corners and the points that keep its edges straight in the photo.
+MAX_STORED_VERTICES = 2000
 MAX_COMMENT = 2000
 MAX_NOTE = 2000
 #: A polygon thinner than this (radians, about a tenth of a pixel on an 8000-pixel-wide panorama)
@@ -43,6 +46,15 @@ class Vertex(BaseModel):
     yaw: float = Field(strict=True, ge=0.0, le=2 * math.pi, description="radians, 0 at the left edge to 2π")
 
 
+class Pixel(BaseModel):
+    """A corner drawn on a photo."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    x: float = Field(strict=True, ge=0.0, le=2**32, description="pixels from the photo's left edge")
+    y: float = Field(strict=True, ge=0.0, le=2**32, description="pixels from the photo's top edge")
+
+
 def _whole_number(value: object) -> object:
     """An id: a JSON integer (``7`` or ``7.0``), never a boolean or a string."""
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -54,24 +66,25 @@ def _whole_number(value: object) -> object:
 
 ViewId = Annotated[int, Field(ge=0, le=2**32 - 1, description="a view id of the scene"), BeforeValidator(_whole_number)]
 Polygon = Annotated[list[Vertex], Field(min_length=3, max_length=MAX_VERTICES)]
+StoredPolygon = Annotated[list[Vertex], Field(min_length=3, max_length=MAX_STORED_VERTICES)]
+PixelPolygon = Annotated[list[Pixel], Field(min_length=3, max_length=MAX_VERTICES)]
 Comment = Annotated[str, StringConstraints(max_length=MAX_COMMENT)]
 
 
 class ReportIn(BaseModel):
-    """A visitor's submission."""
+    """A report as stored."""
 
     model_config = ConfigDict(extra="forbid")
 
     viewpoint_id: ViewId
     category: Category
-    polygon: Polygon
+    polygon: StoredPolygon
     comment: Comment = ""
 
 
-def _placeable(polygon: list[Vertex]) -> list[Vertex]:
-    """A polygon apply can use: one that encloses an area and fits in a cap, not one spread over
-    the sphere (apply would skip it). The message never repeats the corners."""
-    angles = np.array([[v.pitch, v.yaw] for v in polygon])
+def check_placeable(angles: np.ndarray) -> None:
+    """``ValueError`` unless apply can use the polygon (pitch, yaw): it encloses an area and fits
+    in a cap, not spread over the sphere (apply would skip it). The message never repeats the corners."""
     try:
         placeable_cap(angles)
     except InputError:
@@ -79,13 +92,32 @@ def _placeable(polygon: list[Vertex]) -> list[Vertex]:
     # corners that coincide, or that all lie on one great circle, leave the smallest singular value ~0
     if np.linalg.svd(directions(angles[:, 0], angles[:, 1]), compute_uv=False)[2] < MIN_WIDTH:
         raise ValueError("the polygon has no area (its corners coincide or lie on one great circle)")
+
+
+def _placeable(polygon: list[Vertex]) -> list[Vertex]:
+    check_placeable(np.array([[v.pitch, v.yaw] for v in polygon]))
     return polygon
 
 
-class ReportSubmission(ReportIn):
-    """A visitor's submission, whose polygon apply can use."""
+class ReportSubmission(BaseModel):
+    """A visitor's submission: the polygon on a panorama in angles, that apply can use, or on a
+    photo in pixels."""
 
-    polygon: Annotated[Polygon, AfterValidator(_placeable)]
+    model_config = ConfigDict(extra="forbid")
+
+    viewpoint_id: ViewId
+    category: Category
+    polygon: Annotated[Polygon, AfterValidator(_placeable)] | None = Field(
+        default=None, description="on a panorama: the corners in angles")
+    pixels: PixelPolygon | None = Field(
+        default=None, description="on a photo: the corners in pixels (x, y from the image's top-left corner)")
+    comment: Comment = ""
+
+    @model_validator(mode="after")
+    def _one_polygon(self) -> ReportSubmission:
+        if (self.polygon is None) == (self.pixels is None):
+            raise ValueError("give either polygon (on a panorama) or pixels (on a photo)")
+        return self
 
 
 class ReportReceipt(BaseModel):
@@ -108,6 +140,8 @@ class Report(BaseModel):
     updated_at: datetime
     reviewer_note: str = ""
     applied_run: str | None = None
+    outline: list[tuple[float, float]] | None = Field(
+        default=None, description="on a photo: the polygon in its pixels, to draw it (not stored)")
 
 
 class ReportPage(BaseModel):
@@ -136,13 +170,14 @@ class FeedEntry(BaseModel):
 
     filepath: str
     viewpointId: ViewId
-    pitchYawOrders: Polygon
+    pitchYawOrders: StoredPolygon
 
 
 class Viewpoint(BaseModel):
-    """A published panorama the page can open."""
+    """A published panorama or photo the page can open."""
 
     id: int
+    kind: Literal["panorama", "photo"]
     image: str
     width: int
     height: int

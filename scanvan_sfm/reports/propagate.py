@@ -15,9 +15,10 @@ import numpy as np
 
 from ..dataset import Region
 from ..sfm import SfMData
-from ..sfm.cameras import bearings, camera_to_world, project, world_to_camera
-from ..sfm.models import Spherical
-from .spherical import angles_of, cap, directions, pixels_to_angles
+from ..sfm.cameras import camera_to_world, project, world_to_camera
+from ..sfm.models import Pinhole, Spherical
+from .photo import angles_of_pixels
+from .spherical import angles_of, camera_rays, cap, directions, pixels_to_angles
 
 MIN_LANDMARKS = 3          # fewer inside the polygon: cast rays instead
 NEAREST_LANDMARKS = 10     # the landmarks whose depth the rays take
@@ -34,8 +35,8 @@ class Propagation:
 
 
 def propagate(scene: SfMData, view_id: int, polygon: np.ndarray, inside: np.ndarray) -> Propagation:
-    """Regions in the other views for a polygon (pitch, yaw corners) on ``view_id`` whose
-    rasterized mask is ``inside``."""
+    """Regions in the other views for a polygon (pitch, yaw corners) on ``view_id`` (a panorama
+    or a photo) whose rasterized mask is ``inside``."""
     structure = scene.structure
     owner = structure.obs_landmark()
     in_view = np.flatnonzero(structure.obs_view == view_id)
@@ -105,13 +106,11 @@ def _rays(scene: SfMData, view_id: int, polygon: np.ndarray, owner: np.ndarray, 
     intrinsic, pose = scene.intrinsics[view.id_intrinsic], scene.extrinsics[view.id_pose]
     centre, _ = cap(polygon)
     seen = owner[in_view]
-    observed = pixels_to_angles(structure.obs_xy[in_view], view.width, view.height)
+    observed = _angles_of_pixels(intrinsic, structure.obs_xy[in_view], view.width, view.height)
     closeness = directions(observed[:, 0], observed[:, 1]) @ centre
     nearest = np.unique(seen[np.argsort(-closeness)[:NEAREST_LANDMARKS]])
     depth = float(np.median(np.linalg.norm(structure.X[nearest] - pose.C, axis=1)))
-    outline = _densify(polygon)
-    uv = np.column_stack([outline[:, 1] * view.width / (2 * np.pi), outline[:, 0] * view.height / np.pi])
-    points = camera_to_world(pose, bearings(intrinsic, uv) * depth)
+    points = camera_to_world(pose, camera_rays(_densify(polygon)) * depth)
     chosen = np.isin(owner, nearest)
     regions = []
     for other, other_view in _others(scene, view_id).items():
@@ -128,6 +127,12 @@ def _rays(scene: SfMData, view_id: int, polygon: np.ndarray, owner: np.ndarray, 
                 xy = project(other_intrinsic, other_pose, points[front])
                 regions.append(Region(view_id=other, kind="rays", pixels=_hull(xy).tolist(), margin=MIN_MARGIN_PX))
     return regions
+
+
+def _angles_of_pixels(intrinsic: Pinhole | Spherical, xy: np.ndarray, width: int, height: int) -> np.ndarray:
+    if isinstance(intrinsic, Spherical):
+        return pixels_to_angles(xy, width, height)
+    return angles_of_pixels(intrinsic, xy)
 
 
 def _densify(polygon: np.ndarray) -> np.ndarray:

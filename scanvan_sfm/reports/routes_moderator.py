@@ -5,11 +5,13 @@ from collections.abc import Iterator
 from typing import Annotated
 from urllib.parse import urlencode
 
+import numpy as np
 import orjson
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
+from ..errors import InputError
 from ..sfm import SfMData
 from .access import (
     Moderator,
@@ -24,6 +26,7 @@ from .access import (
 )
 from .feed import to_feed
 from .models import Category, Decision, FeedEntry, Report, ReportPage, SessionInfo, Status
+from .photo import check_in_view, outline
 from .routes_public import ReportId, report_not_found
 from .security import SESSION_COOKIE
 from .service import Service, ServiceDep
@@ -90,23 +93,39 @@ def export(_: Moderator, service: ServiceDep, status: Status = Status.accepted,
     return StreamingResponse(feed_json(pages, service.scene), media_type="application/json")
 
 
+def with_outline(service: Service, report: Report) -> Report:
+    """The report with its polygon in pixels when it is on a published photo (and lies on it)."""
+    photo = service.photo(report.viewpoint_id)
+    if photo is None:
+        return report
+    view, intrinsic = photo
+    polygon = np.array([[v.pitch, v.yaw] for v in report.polygon])
+    try:
+        check_in_view(intrinsic, polygon, view.width, view.height)
+    except InputError:
+        return report
+    pixels = np.round(outline(intrinsic, polygon), 2).tolist()
+    return report.model_copy(update={"outline": [(x, y) for x, y in pixels]})
+
+
 @router.get("/api/reports", response_model=ReportPage, responses=moderator_responses)
 def list_reports(_: Moderator, service: ServiceDep, status: Status | None = None, after: Cursor = 0,
                  limit: PageSize = 100) -> ReportPage:
     """Reports, oldest first, ``limit`` at a time; all of them unless a status is given.
     ``next`` is the URL of the following page (null on the last)."""
     reports = service.store.list(status, after=after, limit=limit + 1)
+    page = [with_outline(service, r) for r in reports[:limit]]
     if len(reports) <= limit:
-        return ReportPage(reports=reports, next=None)
+        return ReportPage(reports=page, next=None)
     query = {"status": status.value} if status else {}
-    return ReportPage(reports=reports[:limit],
+    return ReportPage(reports=page,
                       next="/api/reports?" + urlencode(query | {"after": reports[limit - 1].id, "limit": limit}))
 
 
 def decide(service: Service, report_id: int, status: Status, decision: Decision, actor: str) -> Report:
     """Record a moderator's decision: 404 for no such report, 409 when it cannot go to ``status``."""
     try:
-        return service.store.decide(report_id, status, decision.note, actor)
+        return with_outline(service, service.store.decide(report_id, status, decision.note, actor))
     except KeyError:
         raise report_not_found(report_id) from None
     except TransitionError as exc:

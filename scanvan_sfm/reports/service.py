@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from ..errors import InputError
-from ..sfm import SfMData, read_scene
+from ..sfm import Pinhole, SfMData, View, read_scene
 from ..sfm.io import images_root
 from .models import Viewpoint
 from .security import GUESSES_PER_MINUTE, ModeratorToken, RateLimiter, Sessions
@@ -41,12 +41,20 @@ class Service:
 
     config: ServiceConfig
     scene: SfMData
-    viewpoints: dict[int, tuple[Viewpoint, Path]]  # the published panoramas and their image files
+    viewpoints: dict[int, tuple[Viewpoint, Path]]  # the published panoramas and photos, their image files
     store: ReportStore
     token: ModeratorToken
     sessions: Sessions
     submissions: RateLimiter  # reports per client address
     guesses: RateLimiter      # wrong moderator tokens per client address
+
+    def photo(self, view_id: int) -> tuple[View, Pinhole] | None:
+        """A published photo's view and camera; ``None`` for a panorama."""
+        if view_id not in self.viewpoints:
+            return None
+        view = self.scene.views[view_id]
+        intrinsic = self.scene.intrinsics[view.id_intrinsic]
+        return (view, intrinsic) if isinstance(intrinsic, Pinhole) else None
 
     @classmethod
     def open(cls, config: ServiceConfig) -> Service:
@@ -55,7 +63,7 @@ class Service:
         scene = read_scene(config.scene, structure=False)
         viewpoints = published_viewpoints(scene, config.scene)
         if not viewpoints:
-            raise InputError(f"{config.scene}: no reconstructed panorama with a published image")
+            raise InputError(f"{config.scene}: no reconstructed panorama or photo with a published image")
         check_vendor(config.node_modules)
         return cls(config=config, scene=scene, viewpoints=viewpoints, store=ReportStore(config.db),
                    token=ModeratorToken(config.token), sessions=Sessions(),
@@ -64,15 +72,17 @@ class Service:
 
 
 def published_viewpoints(scene: SfMData, scene_path: Path) -> dict[int, tuple[Viewpoint, Path]]:
-    """The reconstructed panoramas whose published image exists, by view id."""
+    """The reconstructed panoramas and photos (pinhole views, any distortion) whose published
+    image exists, by view id."""
     root = images_root(scene, scene_path)
     found = {}
     for view_id, view in sorted(scene.reconstructed_views().items()):
         path = scene.image_path(view, root)
-        if scene.is_equirectangular(view) and path.is_file():
+        photo = isinstance(scene.intrinsics[view.id_intrinsic], Pinhole)
+        if (photo or scene.is_equirectangular(view)) and path.is_file():
             pose = scene.extrinsics[view.id_pose]
-            found[view_id] = (Viewpoint(id=view_id, image=view.image_path, width=view.width, height=view.height,
-                                        center=pose.center), path)
+            found[view_id] = (Viewpoint(id=view_id, kind="photo" if photo else "panorama", image=view.image_path,
+                                        width=view.width, height=view.height, center=pose.center), path)
     return found
 
 

@@ -30,6 +30,23 @@ def angles_of(vectors: np.ndarray) -> np.ndarray:
     return np.column_stack([pitch, np.mod(np.arctan2(v[:, 1], v[:, 0]), 2 * np.pi)])
 
 
+def camera_rays(angles: np.ndarray) -> np.ndarray:
+    """Camera-frame unit rays (x right, y down, z forward) of (pitch, yaw) angles, as openMVG's
+    spherical camera relates them to its panorama's pixels: pitch 0 points up, yaw π forward.
+    Reports on photos (pinhole views) use the same convention."""
+    angles = np.atleast_2d(np.asarray(angles, np.float64))
+    pitch, yaw = angles[:, 0], angles[:, 1]
+    return np.column_stack([-np.sin(pitch) * np.sin(yaw), -np.cos(pitch), -np.sin(pitch) * np.cos(yaw)])
+
+
+def angles_of_rays(rays: np.ndarray) -> np.ndarray:
+    """(pitch, yaw) of camera-frame rays (any length), yaw in [0, 2π): the inverse of ``camera_rays``."""
+    rays = np.atleast_2d(np.asarray(rays, np.float64))
+    rays = rays / np.linalg.norm(rays, axis=1, keepdims=True)
+    pitch = np.arccos(np.clip(-rays[:, 1], -1.0, 1.0))
+    return np.column_stack([pitch, np.mod(np.arctan2(-rays[:, 0], -rays[:, 2]), 2 * np.pi)])
+
+
 def pixels_to_angles(xy: np.ndarray, width: int, height: int) -> np.ndarray:
     """Pixel positions (x, y) → (pitch, yaw): x = W·yaw/2π, y = H·pitch/π."""
     xy = np.atleast_2d(np.asarray(xy, np.float64))

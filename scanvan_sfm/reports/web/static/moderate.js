@@ -1,5 +1,6 @@
-// The moderation page: pending reports, each polygon over its panorama, accept or reject.
+// The moderation page: pending reports, each polygon over its panorama or photo, accept or reject.
 // Changes carry the session's CSRF token; the server refuses them without it.
+import { createPhotoViewer } from "./photo.js";
 import { createViewer, getJSON, polygonCentre, showPolygon } from "./sphere.js";
 
 const session = await fetch("/api/moderator/session", { credentials: "same-origin" });
@@ -18,17 +19,30 @@ const filter = document.getElementById("status-filter");
 const decision = document.getElementById("decision");
 const details = document.getElementById("report-details");
 const message = document.getElementById("message");
-const { viewer, markers } = createViewer(document.getElementById("viewer"));
+const container = document.getElementById("viewer");
+const photoContainer = document.getElementById("photo");
+const { viewer, markers } = createViewer(container);
+const photo = createPhotoViewer(photoContainer);
+const viewpoints = new Map((await getJSON("/api/viewpoints")).map((v) => [v.id, v]));
 let selected = null;
-window.scanvan = { viewer };
+window.scanvan = { viewer, photo };
 
 async function show(report) {
   selected = report;
   details.textContent = `#${report.id} · viewpoint ${report.viewpoint_id} · ${report.category} · ${report.status}` +
     (report.comment ? ` · “${report.comment}”` : "");
   decision.hidden = false;
-  await viewer.setPanorama(`/images/${report.viewpoint_id}`, { transition: false, position: polygonCentre(report.polygon) });
-  showPolygon(markers, report.polygon);
+  const viewpoint = viewpoints.get(report.viewpoint_id);
+  const onPhoto = viewpoint?.kind === "photo";
+  container.hidden = onPhoto;
+  photoContainer.hidden = !onPhoto;
+  if (onPhoto) {
+    await photo.open(`/images/${report.viewpoint_id}`, viewpoint.width, viewpoint.height);
+    photo.showPolygon((report.outline ?? []).map(([x, y]) => ({ x, y })));
+  } else {
+    await viewer.setPanorama(`/images/${report.viewpoint_id}`, { transition: false, position: polygonCentre(report.polygon) });
+    showPolygon(markers, report.polygon);
+  }
   document.body.dataset.report = String(report.id);
 }
 

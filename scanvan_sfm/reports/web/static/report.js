@@ -1,4 +1,6 @@
-// The public page: pick a viewpoint, draw a polygon on the sphere, send the report.
+// The public page: pick a viewpoint, draw a polygon on the sphere (a panorama) or on the image (a
+// photo), send the report. A panorama's corners are sent as angles, a photo's as pixels.
+import { createPhotoViewer } from "./photo.js";
 import { createViewer, getJSON, showPolygon, toReportAngles } from "./sphere.js";
 
 const list = document.getElementById("viewpoints");
@@ -7,13 +9,19 @@ const form = document.getElementById("report-form");
 const submit = document.getElementById("submit");
 const count = document.getElementById("vertex-count");
 const confirmation = document.getElementById("confirmation");
-const { viewer, markers } = createViewer(document.getElementById("viewer"));
+const container = document.getElementById("viewer");
+const photoContainer = document.getElementById("photo");
+const { viewer, markers } = createViewer(container);
+const photo = createPhotoViewer(photoContainer, { onCorner: addCorner });
 let current = null;
 let vertices = [];
-window.scanvan = { viewer, vertices: () => vertices };  // read by the browser test
+window.scanvan = { viewer, photo, vertices: () => vertices };  // read by the browser test
+
+const isPhoto = () => current?.kind === "photo";
 
 function redraw() {
-  showPolygon(markers, vertices, { withCorners: true });
+  if (isPhoto()) photo.showPolygon(vertices, { withCorners: true });
+  else showPolygon(markers, vertices, { withCorners: true });
   count.textContent = `${vertices.length} corner${vertices.length === 1 ? "" : "s"}`;
   submit.disabled = vertices.length < 3 || vertices.length > 100;
 }
@@ -23,26 +31,33 @@ async function open(viewpoint) {
   vertices = [];
   confirmation.textContent = "";
   for (const item of list.querySelectorAll("button")) item.setAttribute("aria-pressed", item.dataset.id === String(viewpoint.id));
-  await viewer.setPanorama(`/images/${viewpoint.id}`, { showLoader: true, transition: false });
+  container.hidden = isPhoto();
+  photoContainer.hidden = !isPhoto();
+  if (isPhoto()) await photo.open(`/images/${viewpoint.id}`, viewpoint.width, viewpoint.height);
+  else await viewer.setPanorama(`/images/${viewpoint.id}`, { showLoader: true, transition: false });
   form.hidden = false;
-  document.body.dataset.panorama = String(viewpoint.id);
+  document.body.dataset.viewpoint = String(viewpoint.id);
   redraw();
 }
 
-// Corners come from the page's own clicks: the viewer's click event drops a second click that
-// follows within 300 ms (its double-click window), and quick visitors would lose corners. A press
-// that moved is a drag of the view, not a corner.
-const container = document.getElementById("viewer");
+function addCorner(corner) {
+  if (!current || vertices.length >= 100) return;
+  if (!vertices.length) confirmation.textContent = "";  // a new report begins
+  vertices.push(corner);
+  redraw();
+}
+
+// A panorama's corners come from the page's own clicks: the viewer's click event drops a second
+// click that follows within 300 ms (its double-click window), and quick visitors would lose
+// corners. A press that moved is a drag of the view, not a corner.
 let pressed = null;
 container.addEventListener("pointerdown", (event) => { pressed = { x: event.clientX, y: event.clientY }; });
 container.addEventListener("click", (event) => {
   const dragged = !pressed || Math.hypot(event.clientX - pressed.x, event.clientY - pressed.y) > 4;
-  if (!current || dragged || vertices.length >= 100 || event.target.closest(".psv-navbar")) return;
+  if (dragged || event.target.closest(".psv-navbar")) return;
   const box = container.getBoundingClientRect();
-  if (!vertices.length) confirmation.textContent = "";  // a new report begins
-  vertices.push(toReportAngles(viewer.dataHelper.viewerCoordsToSphericalCoords(
+  addCorner(toReportAngles(viewer.dataHelper.viewerCoordsToSphericalCoords(
     { x: event.clientX - box.left, y: event.clientY - box.top })));
-  redraw();
 });
 
 document.getElementById("undo").addEventListener("click", () => { vertices.pop(); redraw(); });
@@ -54,7 +69,7 @@ form.addEventListener("submit", async (event) => {
   const body = {
     viewpoint_id: current.id,
     category: new FormData(form).get("category"),
-    polygon: vertices,
+    [isPhoto() ? "pixels" : "polygon"]: vertices,
     comment: document.getElementById("comment").value,
   };
   const response = await fetch("/api/reports", {
@@ -102,7 +117,7 @@ for (const viewpoint of viewpoints) {
   const button = document.createElement("button");
   button.type = "button";
   button.dataset.id = String(viewpoint.id);
-  button.textContent = `${viewpoint.id}: ${viewpoint.image}`;
+  button.textContent = `${viewpoint.id}: ${viewpoint.image}${viewpoint.kind === "photo" ? " (photo)" : ""}`;
   button.addEventListener("click", () => open(viewpoint));
   item.append(button);
   list.append(item);
