@@ -3,8 +3,10 @@
 The scene is synthetic (spherical views along a street, scanvan_sfm.sfm.synthetic); its images are
 the four shared Amsterdam panoramas resized to 6016×3008 and repeated under distinct names.
 Prints panoramas per minute (overall, and from the first finished view on, i.e. without the
-workers' start-up), time per stage, peak RSS per worker, and the JPEG decode + encode floor.
-Targets: ≥ 40 panoramas/min and ≤ 1.5 GB per worker.
+workers' start-up), time per stage, peak RSS per worker, the JPEG decode + encode floor, and the
+recall of the masks written for the four labelled panoramas (``utility.py``'s core measure on
+their labels scaled to 6016×3008), so that speed and quality are read side by side.
+Targets (issue #14): ≥ 60 panoramas/min and ≤ 1.5 GB per worker, every labelled core masked.
 
 Usage: python benchmarks/pipeline.py [--panoramas 40] [--workers 2]
 """
@@ -17,8 +19,10 @@ import time
 from pathlib import Path
 
 import cv2
+from utility import Labels, load_labels, missed
 
-from scanvan_sfm.images import Picture, read_image, write_image
+from scanvan_sfm.dataset import Dataset
+from scanvan_sfm.images import Picture, read_image, read_mask, write_image
 from scanvan_sfm.pipeline import STAGES, anonymize
 from scanvan_sfm.settings import Settings
 from scanvan_sfm.sfm.io import write_scene
@@ -49,6 +53,7 @@ def main() -> None:
         write_image(folder / "floor.jpg", decoded)
         floor = time.perf_counter() - start
         run = anonymize(folder / "sfm_data.json", folder / "out", Settings(), workers=args.workers)
+        misses = recall_misses(folder / "out", sources)
     done = len(run.done)
     steady = run.wall - (run.first_done or 0.0)
     print(f"{done} panoramas 6016×3008, {args.workers} workers; failed: {len(run.failed)}")
@@ -57,6 +62,23 @@ def main() -> None:
     print("seconds per panorama by stage: " + ", ".join(f"{s} {run.seconds.get(s, 0) / done:.2f}" for s in STAGES))
     print(f"peak RSS per worker: {run.worker_peak_mb:.0f} MB (target ≤ 1500)")
     print(f"JPEG decode + encode floor: {floor:.2f} s per panorama")
+    print(f"recall at 6016×3008: {misses[1] - len(misses[0])}/{misses[1]} labelled cores masked"
+          + "".join(f"\n  missed {box} in {name}: core {share:.0%} masked" for name, box, share in misses[0]))
+
+
+def recall_misses(out: Path, sources: list[Path]) -> tuple[list[tuple[str, list, float]], int]:
+    """The labelled cores the masks of views 0…3 (one per source panorama) leave visible, and how
+    many cores there are."""
+    labels, scale = load_labels(), 6016 / 8000
+    views = Dataset(out).load_manifest().views
+    misses, total = [], 0
+    for view_id, source in enumerate(sources):
+        boxes = [[v * scale for v in box[:4]] + [box[4]] for box in labels[source.name].boxes]
+        mask = read_mask(Dataset(out).anonymization / views[str(view_id)].outputs["mask"])
+        misses += [(source.name, [round(v) for v in box[:4]], share)
+                   for box, share in missed(mask, Labels(boxes, False))]
+        total += len(boxes)
+    return misses, total
 
 
 if __name__ == "__main__":
