@@ -21,9 +21,8 @@ from .runner import run_each
 from .segment import CLASS_NAMES
 from .settings import AUTO, Settings, check_choice, check_classes
 from .sfm import Parts, convert_scene, read_scene, validate_scene
-from .sfm.io import images_root
 from .sfm.io import scene_info as scene_info_counts
-from .sfm.validate import path_warnings
+from .sfm.validate import path_warnings, relative_root_note
 from .summary import (
     progress_bar,
     say,
@@ -99,11 +98,14 @@ def scene_validate(
         Path | None, typer.Option("--images-root", help="Folder of the images (overrides root_path).")] = None,
     skip_images: Annotated[bool, typer.Option("--skip-images", help="Do not look at the image files.")] = False,
 ) -> None:
-    """Exit 0 when valid, 1 with every problem listed, 2 when unreadable."""
+    """Exit 0 when valid, 1 with every problem listed, 2 when unreadable. A relative root_path is
+    resolved against the current directory, as openMVG's tools do."""
     scene = read_scene(file)
-    root = images_root(scene, file, images_root_dir)
+    root = images_root_dir or Path(scene.root_path)
     problems = validate_scene(scene, images_root=root, check_images=not skip_images)
-    show_validation(file, scene, problems, path_warnings(scene), "no" if skip_images else f"yes ({root})")
+    note = None if images_root_dir else relative_root_note(scene, file, problems)
+    checked = "no" if skip_images else f"yes ({root})" if root.is_absolute() else f"yes ({root} → {root.absolute()})"
+    show_validation(file, scene, problems, path_warnings(scene), checked, note)
     raise typer.Exit(1 if problems else 0)
 
 
@@ -168,6 +170,9 @@ def anonymize_command(
     workers: Workers = None,
     all_views: Annotated[bool, typer.Option(help="Also the views without a pose or intrinsic.")] = False,
     force: Annotated[bool, typer.Option(help="Redo views that are up to date.")] = False,
+    relative_root: Annotated[bool, typer.Option(
+        help="Write the registered scene's root_path relative (blur), for a tree that can be moved: openMVG's "
+             "tools then find the images only when run from inside anonymization/. Default: absolute.")] = False,
 ) -> None:
     """The main job: anonymize the scene's reconstructed views and register them in a new scene."""
     settings = Settings.checked({"model": model, "model_dir": str(model_dir) if model_dir else None,
@@ -180,7 +185,8 @@ def anonymize_command(
                                                "camera_look_sha256": sha256_file(camera_look) if camera_look else None})
     with progress_bar("anonymizing") as update:
         run = anonymize(scene, out or scene.parent, settings, images_root_dir=images_root_dir,
-                        all_views=all_views, force=force, workers=workers, progress=update)
+                        all_views=all_views, force=force, workers=workers, relative_root=relative_root,
+                        progress=update)
     summarize_anonymize(scene, run)
     raise typer.Exit(1 if run.failed else 0)
 

@@ -7,9 +7,13 @@ import hashlib
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+
+from scanvan_sfm.dataset import Dataset
+from scanvan_sfm.sfm import read_scene, write_scene
 
 PROJECT = Path(__file__).resolve().parents[1]
 SHARED = PROJECT.parent / "shared"
@@ -53,3 +57,18 @@ def tree_hashes(folder: Path) -> dict:
     """The SHA-256 of every file below ``folder``, by its path relative to it."""
     return {p.relative_to(folder): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def registered_scenes(out: Path) -> dict[str, bytes]:
+    """The registered scene pair of the main folder ``out``, each file's bytes as ``--relative-root``
+    would have written it (``Dataset.portable``), after checking that its root is the absolute
+    path of the published folder in ``out``: what a run decided, wherever its output folder is."""
+    dataset = Dataset(out)
+    found = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in dataset.scene_paths():
+            scene = read_scene(path)
+            assert Path(scene.root_path).parent == dataset.anonymization.absolute(), scene.root_path
+            write_scene(dataset.portable(scene), Path(tmp) / path.name)
+            found[path.name] = (Path(tmp) / path.name).read_bytes()
+    return found
