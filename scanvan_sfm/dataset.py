@@ -27,6 +27,7 @@ started afresh over them.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import Counter
 from pathlib import Path, PurePosixPath
 from typing import Literal
@@ -82,6 +83,7 @@ class Manifest(BaseModel):
     settings: dict | None = None
     settings_digest: str | None = None
     apply_runs: list[str] | None = None
+    relative_root: bool = False         # the registered scene's root_path: relative (--relative-root) or absolute
 
     @field_validator("views")
     @classmethod
@@ -393,12 +395,16 @@ class Dataset:
         with atomic_output(self.audit_path) as f:
             f.write(earlier + b"".join(orjson.dumps(line) + b"\n" for line in lines))
 
-    def save_registered(self, scene: SfMData, outputs: dict[int, str]) -> tuple[Path, Path]:
+    def save_registered(self, scene: SfMData, outputs: dict[int, str], relative: bool = False) -> tuple[Path, Path]:
         """The scene with each view at its published image (``outputs``: view id → path relative
         to ``anonymization/``), as JSON and ``.bin``: both new, or both as they were. Its root is
-        the published images' folder (``blur`` or ``gaussian_blur``), relative to the scene file."""
-        roots = {PurePosixPath(p).parts[0] for p in outputs.values()} or {"blur"}
-        root = min(roots)  # one folder: every view has the camera blur, or none has
+        the published images' folder (``blur`` or ``gaussian_blur``): an absolute path, which
+        openMVG's tools find from any directory, or, ``relative``, the folder's name (openMVG
+        resolves it against the current directory: only tools run from ``anonymization/`` find
+        the images, but the tree can be moved)."""
+        folders = {PurePosixPath(p).parts[0] for p in outputs.values()} or {"blur"}
+        folder = min(folders)  # one folder: every view has the camera blur, or none has
+        root = folder if relative else os.path.abspath(self.anonymization / folder)
         registered = anonymized_scene(scene, {k: str(PurePosixPath(*PurePosixPath(p).parts[1:]))
                                               for k, p in outputs.items()}, root)
         paths = self.scene_paths()
@@ -406,6 +412,15 @@ class Dataset:
             for path in paths:
                 write_scene(registered, path)
         return paths
+
+    def portable(self, registered: SfMData) -> SfMData:
+        """A registered scene as ``relative`` writes it: an absolute root inside ``anonymization/``
+        made relative to it (any other root is kept). What a run decides, wherever its output is."""
+        root = Path(registered.root_path)
+        if not root.is_absolute() or not root.is_relative_to(os.path.abspath(self.anonymization)):
+            return registered
+        return registered.model_copy(update={"root_path": root.relative_to(os.path.abspath(self.anonymization))
+                                             .as_posix()})
 
 
 def _save_unchanged(path: Path, pixels: np.ndarray) -> None:

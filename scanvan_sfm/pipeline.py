@@ -165,9 +165,10 @@ class Run:
 
 def anonymize(scene_path: Path, out: Path, settings: Settings, *, images_root_dir: Path | None = None,
               all_views: bool = False, force: bool = False, workers: int | None = None,
-              progress=None) -> Run:
+              relative_root: bool = False, progress=None) -> Run:
     """Run the pipeline over the scene's views; see the module docstring. ``progress(done, total)``
-    hears of every finished view."""
+    hears of every finished view; ``relative_root``: the registered scene's root_path is relative
+    (see ``Dataset.save_registered``)."""
     run = Run()
     scene = read_scene(scene_path)
     root = images_root(scene, scene_path, images_root_dir)
@@ -180,7 +181,8 @@ def anonymize(scene_path: Path, out: Path, settings: Settings, *, images_root_di
     remove_parts(dataset.anonymization)
     settings, run.camera_mask = auto_mask.resolve(settings, scene, selected, root, dataset, workers)
     manifest = dataset.load_manifest()
-    manifest.scene, manifest.images_root = str(scene_path), str(root)
+    manifest.scene, manifest.images_root = str(scene_path), os.path.abspath(root)
+    manifest.relative_root = relative_root
     manifest.settings, manifest.settings_digest = settings.model_dump(mode="json"), settings.digest()
     tasks = _tasks(scene, selected, root, manifest, dataset, force, run)
     dataset.save_manifest(manifest)
@@ -190,7 +192,7 @@ def anonymize(scene_path: Path, out: Path, settings: Settings, *, images_root_di
         _run_tasks(tasks, settings, dataset, manifest, run, workers, progress, sources)
     outputs = {k: manifest.views[str(k)].outputs["output"] for k in selected
                if str(k) in manifest.views and manifest.views[str(k)].status == "done"}
-    run.scene_json, run.scene_bin = dataset.save_registered(scene, outputs)
+    run.scene_json, run.scene_bin = dataset.save_registered(scene, outputs, relative_root)
     run.wall = time.perf_counter() - run.started
     return run
 

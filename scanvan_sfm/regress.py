@@ -1,8 +1,10 @@
 """``scanvan-sfm regress``: run the pipeline on a sample scene and compare with golden outputs.
 
 Golden folder: ``masks/<key>-mask.png`` per view, ``mapping.json`` (view → source and output
-names) and ``sfm_data_anonymized.bin``. The run writes PNG, so the pixels outside each mask must
-equal the source's exactly.
+names) and ``sfm_data_anonymized.bin``, whose root_path is relative (``blur``): the run's own is
+absolute, in a temporary folder, so it is compared as ``--relative-root`` would have written it,
+after checking that it names the run's published folder. The run writes PNG, so the pixels
+outside each mask must equal the source's exactly.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from .errors import InputError
 from .images import read_image, read_mask
 from .pipeline import anonymize
 from .settings import Settings
-from .sfm import read_scene
+from .sfm import SfMData, read_scene, write_scene
+
+GOLDEN_SCENE = "sfm_data_anonymized.bin"
 
 
 @dataclass
@@ -48,10 +52,15 @@ def regress(scene: Path, golden: Path, update: bool = False, workers: int | None
         out = Path(tmp)
         run = anonymize(scene, out, settings, workers=workers)
         problems = [f"view {k}: {reason}" for k, reason in sorted(run.failed.items())]
-        manifest = Dataset(out).load_manifest()
+        dataset = Dataset(out)
+        manifest = dataset.load_manifest()
         mapping = _mapping(manifest)
+        registered = read_scene(dataset.scene_paths()[1])
+        if not Path(registered.root_path).is_absolute():
+            problems.append(f"the registered scene's root_path {registered.root_path!r} is not absolute")
+        registered = dataset.portable(registered)
         if update:
-            _write_golden(golden, out, mapping)
+            _write_golden(golden, out, mapping, registered)
         if not (golden / "mapping.json").is_file():
             raise InputError(f"{golden}: no golden outputs (run with --update to create them)")
         expected = orjson.loads((golden / "mapping.json").read_bytes())
@@ -67,8 +76,7 @@ def regress(scene: Path, golden: Path, update: bool = False, workers: int | None
             output = read_image(out / "anonymization" / ours["output"]).pixels
             checks.append(ViewCheck(int(view), iou, bool(np.array_equal(output[~mask], source[~mask])), ours == entry))
         problems += [f"view {k}: not in the golden outputs" for k in mapping if k not in expected]
-        registered = read_scene(out / "anonymization" / "sfm_data_anonymized.bin")
-        scene_equal = registered.equal_by_id(read_scene(golden / "sfm_data_anonymized.bin"))
+        scene_equal = registered.equal_by_id(read_scene(golden / GOLDEN_SCENE))
     return checks, scene_equal, problems
 
 
@@ -79,12 +87,12 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if union == 0 else np.count_nonzero(a & b) / union
 
 
-def _write_golden(golden: Path, out: Path, mapping: dict) -> None:
+def _write_golden(golden: Path, out: Path, mapping: dict, registered: SfMData) -> None:
     golden.mkdir(parents=True, exist_ok=True)
     for entry in mapping.values():
         target = golden / entry["mask"]
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(out / "anonymization" / entry["mask"], target)
-    shutil.copyfile(out / "anonymization" / "sfm_data_anonymized.bin", golden / "sfm_data_anonymized.bin")
+    write_scene(registered, golden / GOLDEN_SCENE)
     with atomic_output(golden / "mapping.json") as f:
         f.write(orjson.dumps(mapping, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))

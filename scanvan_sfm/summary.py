@@ -146,12 +146,14 @@ def show_scene_info(info: dict) -> None:
     stdout.print(rows)
 
 
-def show_validation(file, scene, problems: list, warnings: list, images_checked: str) -> None:
-    """``scene validate``: every problem and warning on stdout, the counts on stderr."""
+def show_validation(file, scene, problems: list, warnings: list, images_checked: str, note: str | None) -> None:
+    """``scene validate``: every problem, warning and the note on stdout, the counts on stderr."""
     for problem in problems:
         print(f"{file}: {problem}")
     for warning in warnings:
         print(f"{file}: warning: {warning}")
+    if note:
+        print(f"{file}: note: {note}")
     rows = Table(show_header=False, box=BOX)
     for name, value in (("views", len(scene.views)), ("reconstructed", len(scene.reconstructed_views())),
                         ("landmarks", len(scene.structure)), ("images checked", images_checked),

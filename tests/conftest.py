@@ -4,7 +4,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from helpers import BIN_FIXTURES, GPS_SCENE, JSON_FIXTURES, OPENMVG, WITHOUT_SHARED, cli
+from scanvan_sfm import npm
 from scanvan_sfm.reports.app import create_app
+from scanvan_sfm.reports.viewer import pins
 from service_helpers import config
 
 
@@ -29,3 +31,13 @@ def client(tmp_path):
         pytest.skip(WITHOUT_SHARED)
     with TestClient(create_app(config(tmp_path / "reports.sqlite"))) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def viewer_tarballs(tmp_path_factory):
+    """The viewer's npm tarballs as the lock file pins them, fetched once with npm (its own cache
+    makes that quick): a folder for ``--assets``."""
+    folder = tmp_path_factory.mktemp("viewer-tarballs")
+    for pin in pins():
+        npm.fetch(pin, folder)
+    return folder

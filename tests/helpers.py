@@ -7,10 +7,14 @@ import hashlib
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from scanvan_sfm.dataset import Dataset
+from scanvan_sfm.sfm import read_scene, write_scene
 
 PROJECT = Path(__file__).resolve().parents[1]
 SHARED = PROJECT.parent / "shared"
@@ -72,3 +76,18 @@ def inside_polygon(polygon: np.ndarray, points: np.ndarray) -> np.ndarray:
         crosses = (y0 > y) != (y1 > y)
         inside ^= crosses & (x < x0 + (y - y0) * (x1 - x0) / (y1 - y0 if y1 != y0 else 1.0))
     return inside
+
+
+def registered_scenes(out: Path) -> dict[str, bytes]:
+    """The registered scene pair of the main folder ``out``, each file's bytes as ``--relative-root``
+    would have written it (``Dataset.portable``), after checking that its root is the absolute
+    path of the published folder in ``out``: what a run decided, wherever its output folder is."""
+    dataset = Dataset(out)
+    found = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in dataset.scene_paths():
+            scene = read_scene(path)
+            assert Path(scene.root_path).parent == dataset.anonymization.absolute(), scene.root_path
+            write_scene(dataset.portable(scene), Path(tmp) / path.name)
+            found[path.name] = (Path(tmp) / path.name).read_bytes()
+    return found

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from helpers import GPS_SCENE as SCENE
-from helpers import cli, needs_shared, tree_hashes
+from helpers import cli, needs_shared, registered_scenes, tree_hashes
 from scanvan_sfm.images import read_mask
 from scanvan_sfm.reports.models import ReportIn, Status
 from scanvan_sfm.reports.store import ReportStore
@@ -104,7 +104,8 @@ def test_propagated_report_covers_the_same_landmarks_elsewhere(out, scene, tmp_p
 
     # the registered scene still validates against the re-filled images; originals untouched
     registered = out / "anonymization" / "sfm_data_anonymized.json"
-    assert validate_scene(read_scene(registered), images_root=registered.parent / "blur") == []
+    assert read_scene(registered).root_path == str(registered.parent / "blur")  # this folder's, not the copied one's
+    assert validate_scene(read_scene(registered)) == []
     assert tree_hashes(SCENE.parent) == originals
 
     # idempotent: a second apply changes nothing
@@ -121,6 +122,31 @@ def test_propagated_report_covers_the_same_landmarks_elsewhere(out, scene, tmp_p
         if manual is not None:
             assert masks(out, view)[manual].all()
         assert np.array_equal(masks(out, view), final[view])
+
+
+def test_serve_and_apply_read_the_registered_scene_from_elsewhere(anonymized, out, tmp_path, monkeypatch):
+    """The service's reader and apply, run from another directory: on the default (absolute) root,
+    and on a --relative-root tree that was moved (apply keeps the root relative)."""
+    from scanvan_sfm.reports.service import published_viewpoints
+
+    monkeypatch.chdir(tmp_path)
+    registered = anonymized / "anonymization" / "sfm_data_anonymized.json"
+    found = published_viewpoints(read_scene(registered, structure=False), registered)
+    assert sorted(found) == list(range(8)) and all(path.is_relative_to(anonymized) for _, path in found.values())
+    assert cli("anonymize", SCENE, "--out", out, "--relative-root").returncode == 0
+    moved = tmp_path / "moved"
+    out.rename(moved)
+    registered = moved / "anonymization" / "sfm_data_anonymized.json"
+    found = published_viewpoints(read_scene(registered, structure=False), registered)
+    assert sorted(found) == list(range(8)) and all(path.is_relative_to(moved) for _, path in found.values())
+    feed = tmp_path / "feed.json"
+    write_feed(feed, (0, box(3700, 1900, 150, 120)))
+    applied = cli("reports", "apply", "--scene", SCENE, "--out", moved, "--feed", feed)
+    assert applied.returncode == 0, applied.stderr
+    assert masks(moved, 0)[1800:2000, 3600:3800].all()
+    assert read_scene(registered).root_path == "blur" and read_scene(registered.with_suffix(".bin")).root_path == "blur"
+    checked = cli("scene", "validate", registered.name, cwd=registered.parent)
+    assert checked.returncode == 0, checked.stdout
 
 
 def test_store_reports_apply_and_undo(out, tmp_path):
@@ -243,10 +269,10 @@ def test_a_failed_view_is_retried_on_the_next_apply(out, tmp_path):
 def published(out) -> dict:
     """What an apply decides: masks, images, registered scene, and the manifest's view entries."""
     anonymization = out / "anonymization"
-    files = {p: h for p, h in tree_hashes(anonymization).items()
-             if p.parts[0] in ("masks", "blur") or p.name.startswith("sfm_data_anonymized")}
+    files = {p: h for p, h in tree_hashes(anonymization).items() if p.parts[0] in ("masks", "blur")}
     views = orjson.loads((anonymization / "manifest.json").read_bytes())["views"]
-    return files | {f"view {k}": (v["masked_share"], v.get("mask_sha256"), v["outputs"]) for k, v in views.items()}
+    return files | registered_scenes(out) | {f"view {k}": (v["masked_share"], v.get("mask_sha256"), v["outputs"])
+                                            for k, v in views.items()}
 
 
 @pytest.mark.parametrize("when", ["before", "after"])

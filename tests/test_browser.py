@@ -156,13 +156,22 @@ def test_wrong_token_keeps_the_moderation_page_closed(browser, tmp_path):
 
 
 def test_api_docs_render_offline(browser, tmp_path):
-    """/docs: Swagger UI from the npm install, under the same CSP (no inline script, no CDN)."""
+    """/docs: every operation of /openapi.json as a plain page, under the same CSP (no inline
+    script, no CDN, no third-party bundle)."""
     problems: list[str] = []
     with LiveServer(config(tmp_path / "reports.sqlite")) as server:
         page = browser.new_page()
         page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
         page.goto(server.url + "/docs")
-        page.wait_for_selector(".opblock-summary-path[data-path='/api/reports/export']", timeout=30_000)
+        page.wait_for_selector("body[data-operations]", timeout=30_000)
+        listed = "nodes => nodes.map(n => `${n.dataset.method} ${n.dataset.path}`)"
+        operations = page.eval_on_selector_all(".operation", listed)
+        spec = page.evaluate("fetch('/openapi.json').then(r => r.json())")
+        assert operations == [f"{m} {p}" for p, methods in spec["paths"].items() for m in methods]
+        assert "post /api/reports" in operations and "get /api/reports/export" in operations
+        export = page.text_content(".operation[data-path='/api/reports/export']")
+        assert "answer 200" in export and "answer 401" in export
         page.screenshot(path=str(SHOTS / "api-docs.png"), full_page=False)
         page.close()
     assert not problems, problems

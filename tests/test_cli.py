@@ -31,15 +31,22 @@ def test_convert_with_parts_and_root(tmp_path):
 
 
 def test_validate_exit_codes(tmp_path):
-    ok = cli("scene", "validate", OPENMVG / "360_flat_gps" / "sfm_data.bin")
+    ok = cli("scene", "validate", "sfm_data.bin", cwd=OPENMVG / "360_flat_gps")  # root_path "images" is found there
     assert ok.returncode == 0 and ok.stdout == ""
+    elsewhere = cli("scene", "validate", OPENMVG / "360_flat_gps" / "sfm_data.bin", cwd=tmp_path)  # as openMVG
+    assert elsewhere.returncode == 1 and elsewhere.stdout.count("image not found: images/") == 9
+    assert elsewhere.stdout.splitlines()[-1].endswith(
+        f"note: root_path 'images' is relative: openMVG's tools resolve it against the current directory ({tmp_path}), "
+        f"where 9 of 9 images are missing; relative to the scene file ({OPENMVG / '360_flat_gps' / 'images'}) they "
+        f"are found: run openMVG's tools from {OPENMVG / '360_flat_gps'}, or write an absolute root_path "
+        "(scene convert --root)")
     missing = cli("scene", "validate", OPENMVG / "sceaux_castle" / "sfm_data.bin")
     assert missing.returncode == 1
     assert len(missing.stdout.splitlines()) == 12 and "image not found" in missing.stdout
     skipped = cli("scene", "validate", OPENMVG / "sceaux_castle" / "sfm_data.bin", "--skip-images")
     assert skipped.returncode == 0
-    elsewhere = cli("scene", "validate", OPENMVG / "lund" / "sfm_data.bin", "--images-root", tmp_path)
-    assert elsewhere.returncode == 1 and str(tmp_path) in elsewhere.stdout
+    given = cli("scene", "validate", OPENMVG / "lund" / "sfm_data.bin", "--images-root", tmp_path)
+    assert given.returncode == 1 and str(tmp_path) in given.stdout and "note:" not in given.stdout
 
 
 def test_originals_are_not_modified(tmp_path):

@@ -13,7 +13,7 @@ import orjson
 import pytest
 from PIL import Image
 
-from helpers import OPENMVG, cli, needs_shared, tree_hashes
+from helpers import OPENMVG, cli, needs_shared, registered_scenes, tree_hashes
 from scanvan_sfm.images import read_image, read_mask
 from scanvan_sfm.jpeg_blocks import read_frame
 from scanvan_sfm.sfm import read_scene, validate_scene
@@ -76,7 +76,7 @@ def test_registered_scene_points_at_the_anonymized_images(lund_run):
     original = read_scene(OPENMVG / "lund" / "sfm_data.bin")
     for suffix in (".json", ".bin"):
         registered = read_scene(out / "anonymization" / f"sfm_data_anonymized{suffix}")
-        assert registered.root_path == "blur"
+        assert registered.root_path == str(out / "anonymization" / "blur")  # absolute, as openMVG reads it anywhere
         assert validate_scene(registered, images_root=out / "anonymization" / "blur") == []
         # nothing else changed: the same poses, intrinsics, landmarks, and views but for view 10
         assert set(registered.views) == set(range(10))
@@ -85,6 +85,46 @@ def test_registered_scene_points_at_the_anonymized_images(lund_run):
             assert view.filename == original.views[key].filename
         assert registered.intrinsics == original.intrinsics and registered.extrinsics == original.extrinsics
         assert registered.structure.equal_by_id(original.structure)
+
+
+def _validate(scene, cwd):
+    """``scene validate`` as a user runs it from ``cwd``: openMVG's tools resolve a relative root there."""
+    return cli("scene", "validate", scene, cwd=cwd)
+
+
+def test_openmvg_tools_find_the_registered_images_from_any_directory(lund_run, tmp_path):
+    out, _, _ = lund_run
+    for suffix in (".json", ".bin"):
+        checked = _validate(out / "anonymization" / f"sfm_data_anonymized{suffix}", tmp_path)
+        assert checked.returncode == 0 and checked.stdout == "", checked.stdout
+        assert str(out / "anonymization" / "blur") in checked.stderr
+
+
+def test_relative_root_is_found_only_from_inside_anonymization_and_moves_with_the_tree(lund_run, tmp_path):
+    main = tmp_path / "main"
+    shutil.copytree(lund_run[0], main)
+    scene = OPENMVG / "lund" / "sfm_data.bin"
+    relative = cli("anonymize", scene, "--out", main, "--relative-root", cwd=tmp_path)
+    assert relative.returncode == 0 and "segment" not in relative.stderr, relative.stderr  # only the scene changed
+    registered = [read_scene(main / "anonymization" / f"sfm_data_anonymized{s}") for s in (".json", ".bin")]
+    assert registered[0].root_path == "blur" and registered[0].equal_by_id(registered[1])
+    elsewhere = _validate(main / "anonymization" / "sfm_data_anonymized.json", tmp_path)
+    assert elsewhere.returncode == 1 and elsewhere.stdout.count("image not found: blur/") == 10
+    note = elsewhere.stdout.splitlines()[-1]
+    assert "note: root_path 'blur' is relative" in note and f"run openMVG's tools from {main / 'anonymization'}" in note
+    moved = tmp_path / "moved"
+    main.rename(moved)  # a relative tree can be moved: it reads from inside anonymization/, and reruns there
+    assert _validate("sfm_data_anonymized.bin", moved / "anonymization").returncode == 0
+    before = tree_hashes(moved / "anonymization")
+    again = cli("anonymize", scene, "--out", moved, "--relative-root", cwd=tmp_path)
+    assert again.returncode == 0 and "segment" not in again.stderr, again.stderr
+    assert {p: h for p, h in tree_hashes(moved / "anonymization").items() if p.name != "manifest.json"} == \
+        {p: h for p, h in before.items() if p.name != "manifest.json"}
+    written = {path.name: path.read_bytes() for path in (moved / "anonymization").glob("sfm_data_anonymized.*")}
+    absolute = cli("anonymize", scene, "--out", moved, cwd=tmp_path)  # back to the default: the moved tree's root
+    assert absolute.returncode == 0 and "segment" not in absolute.stderr
+    assert registered_scenes(moved) == written  # the same scene but for its root, now the absolute one
+    assert _validate(moved / "anonymization" / "sfm_data_anonymized.json", tmp_path).returncode == 0
 
 
 def test_second_run_does_no_image_work(lund_run):
@@ -213,5 +253,6 @@ def test_worker_killed_mid_run_loses_nothing(lund_run, tmp_path):
     views = _manifest(out)["views"]
     assert all(v["status"] == "done" for v in views.values()) and len(views) == 10
     ours, theirs = tree_hashes(out / "anonymization"), tree_hashes(reference / "anonymization")
-    published = [p for p in theirs if p.parts[0] in ("blur", "masks") or p.name.startswith("sfm_data_anonymized")]
+    published = [p for p in theirs if p.parts[0] in ("blur", "masks")]
     assert published and all(ours[p] == theirs[p] for p in published)
+    assert registered_scenes(out) == registered_scenes(reference)

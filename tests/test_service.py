@@ -170,16 +170,19 @@ def test_security_headers_on_every_response(client):
     assert "<script>" not in page and "onclick" not in page  # scripts only from files
 
 
-def test_viewer_packages_are_served_from_the_npm_install(client):
+def test_viewer_packages_are_served_from_the_cache(client):
     for url in ("/vendor/three/three.module.js", "/vendor/psv-core/index.module.js",
-                "/vendor/psv-markers/index.module.js", "/vendor/swagger-ui/swagger-ui-bundle.js"):
+                "/vendor/psv-markers/index.module.js"):
         assert client.get(url).status_code == 200
+    assert client.get("/vendor/swagger-ui/swagger-ui-bundle.js").status_code == 404  # dropped (it pulled in scarf)
 
 
 @needs_shared
 def test_missing_viewer_packages_are_one_line(tmp_path):
-    with pytest.raises(InputError, match="npm ci"):
-        create_app(config(tmp_path / "r.sqlite", node_modules=tmp_path))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="empty: no tarball of .* with the pinned integrity"):
+        create_app(config(tmp_path / "r.sqlite", viewer_cache=tmp_path / "cache", viewer_assets=tmp_path / "empty"))
+    assert not (tmp_path / "r.sqlite").exists()  # refused before the store is made
 
 
 def test_store_takes_concurrent_submissions(tmp_path):

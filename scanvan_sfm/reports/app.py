@@ -1,8 +1,8 @@
 """``scanvan-sfm serve``: the public reporting page, its API and the moderation page.
 
-Visitors browse the published panoramas in a 360° viewer (Photo Sphere Viewer, installed by
-``npm ci`` and served from that install) and the published photos in a flat one, draw a polygon
-around what was missed, and submit it.
+Visitors browse the published panoramas in a 360° viewer (Photo Sphere Viewer, whose npm
+tarballs ``viewer`` installs in the user cache, served from there) and the published photos in a
+flat one, draw a polygon around what was missed, and submit it.
 Moderators, holding the token configured on the server, accept or reject reports.
 
 The routes are in ``routes_pages`` (pages and files), ``routes_moderator`` (the moderators' API)
@@ -60,14 +60,15 @@ def server_config(app: FastAPI, host: str = "127.0.0.1", port: int = 8000, trust
 
 
 def create_app(config: ServiceConfig) -> FastAPI:
-    """The service's app: checks the scene and the viewer packages, opens the report store."""
+    """The service's app: checks the scene, installs the viewer packages if need be, opens the
+    report store."""
     service = Service.open(config)
     app = FastAPI(title="scanvan-sfm reports", docs_url=None, redoc_url=None, redirect_slashes=False,
                   responses=BODY_ERRORS, description=DESCRIPTION)
     app.exception_handler(RequestValidationError)(invalid_request)
     app.exception_handler(StarletteHTTPException)(http_error)
     app.state.service = service
-    routes_pages.mount_files(app, config.node_modules)
+    routes_pages.mount_files(app, service.vendor)
     for router in ROUTERS:
         app.include_router(router)
     app.add_middleware(GuardMiddleware, headers=security_headers(script_hashes(*WEB.glob("*.html"))),

@@ -4,7 +4,8 @@ A consumer of the core: it decides the report layers, and the pipeline's load â†
 re-fills the views. Masks are the source of truth: each accepted ``blur_missing`` report adds its
 polygon to the view's ``manual`` layer (``blur_excess``: to the ``excess`` layer, which releases automatic mask
 only), optionally carried to the other views that see the same landmarks. Affected views are
-re-filled from their originals, the scene is registered again and the manifest updated.
+re-filled from their originals, the scene is registered again (with the kind of root_path
+anonymize chose, as the manifest records it) and the manifest updated.
 
 ``anonymization/reports/applied.json`` lists every applied report with the regions it put into
 each view, so the layers can always be rebuilt: a report rejected after it was applied is taken
@@ -293,7 +294,7 @@ def _save(context: Context, run: ApplyRun, keys: dict[int, str]) -> None:
     manifest.apply_runs = [*(manifest.apply_runs or []), run.run_id]
     dataset.save_manifest(manifest)
     outputs = {int(k): e.outputs["output"] for k, e in manifest.views.items() if e.status == "done"}
-    dataset.save_registered(context.with_landmarks(), outputs)
+    dataset.save_registered(context.with_landmarks(), outputs, manifest.relative_root)
     if context.store is not None:
         context.store.mark_applied([int(k.split("-")[1]) for k in run.applied], run.run_id)
         context.store.mark_applied([int(k.split("-")[1]) for k in run.undone], None)

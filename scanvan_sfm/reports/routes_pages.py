@@ -1,5 +1,5 @@
 """The HTML pages (reporting, moderation, sign-in, API docs), their static files, and the npm
-packages they load (served from ``node_modules``)."""
+packages they load (served from where ``viewer`` installed them)."""
 
 from pathlib import Path
 
@@ -8,18 +8,18 @@ from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from .access import signed_in
-from .service import VENDOR, ServiceDep
+from .service import ServiceDep
 
 WEB = Path(__file__).parent / "web"
 
 router = APIRouter(include_in_schema=False)
 
 
-def mount_files(app: FastAPI, node_modules: Path) -> None:
+def mount_files(app: FastAPI, vendor: dict[str, Path]) -> None:
     """Serve the vendor packages under ``/vendor/<prefix>`` and the pages' files under ``/static``
     (mounts: ``include_router`` does not carry them)."""
-    for prefix, folder in VENDOR.items():
-        app.mount(f"/vendor/{prefix}", StaticFiles(directory=node_modules / folder), name=prefix)
+    for prefix, folder in vendor.items():
+        app.mount(f"/vendor/{prefix}", StaticFiles(directory=folder), name=prefix)
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
 
 

