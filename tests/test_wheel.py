@@ -53,15 +53,17 @@ def installed(tmp_path_factory):
     assert not [n for n in names if "node_modules" in n or n.endswith(".tgz")]  # the packages are not in it
 
     venv = root / "venv"
+    # No PYTHONPATH: a checkout on it would look like an installed scanvan-sfm to pip and to Python
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"XDG_CACHE_HOME": str(root / "cache")}
     run(sys.executable, "-m", "venv", "--without-pip", venv)
     run(sys.executable, "-m", "pip", "--python", venv / "bin" / "python", "install", "--no-deps", "--no-index",
-        "--quiet", wheel)
-    purelib = run(venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+        "--quiet", wheel, env=env)
+    purelib = run(venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+                  env=env)
     with open(purelib.stdout.strip() + "/dependencies.pth", "w") as pth:
         pth.write(sysconfig.get_paths()["purelib"] + "\n")
     elsewhere = root / "elsewhere"
     elsewhere.mkdir()
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"XDG_CACHE_HOME": str(root / "cache")}
     imported = run(venv / "bin" / "python", "-c", "import scanvan_sfm; print(scanvan_sfm.__file__)",
                    cwd=elsewhere, env=env)
     assert imported.stdout.startswith(purelib.stdout.strip() + "/scanvan_sfm/"), imported.stdout
@@ -104,7 +106,7 @@ def test_serve_from_the_wheel_takes_a_report_in_the_browser(installed, browser, 
         page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
         page.goto(url + "/")
         page.click("button[data-id='3']")
-        page.wait_for_selector("body[data-panorama='3']", timeout=60_000)
+        page.wait_for_selector("body[data-viewpoint='3']", timeout=60_000)
         box = page.locator("#viewer").bounding_box()
         centre = (box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
         for count, (dx, dy) in enumerate([(-90, -70), (110, -60), (80, 90)], start=1):
