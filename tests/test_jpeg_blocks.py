@@ -19,6 +19,7 @@ if not OPENMVG.is_dir():  # what follows reads it as the module loads
 PANORAMA = SHARED / "images" / "ams_TMX7315120208-000105_pano_0001_002965.jpg"  # progressive, 4:2:0
 RICOH = OPENMVG / "360_flat_gps" / "images" / "R0010213.JPG"                    # baseline 4:2:2, EXIF + GPano XMP
 LUND = SHARED / "images" / "opensfm_lund_01.jpg"                                # baseline 4:2:0, ICC
+SGBLUR = SHARED / "images" / "sgblur_flat_urban_small.jpg"                      # baseline 4:2:0, optimized tables
 
 
 def _paint(pixels: np.ndarray, boxes) -> np.ndarray:
@@ -151,6 +152,21 @@ def test_tables_made_for_the_image_when_the_sources_lack_a_code(tmp_path):
     near = cv2.dilate(reencoded.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     assert np.array_equal(decoded[~near], picture.pixels[~near])
     assert cv2.absdiff(decoded, painted)[reencoded].mean() < 6
+
+
+def test_a_code_missing_mid_block_falls_back_whole_not_half_written(tmp_path):
+    # The source's optimized tables lack AC symbols the inverted boxes need; the first one missing
+    # in the middle of a block must stop the one-pass scan, not be written over by the next code.
+    picture = read_image(SGBLUR)
+    painted = _paint(picture.pixels, [(257, 232, 62, 35)])
+    written = jpeg_blocks.write(jpeg_blocks.read_source(SGBLUR), picture.pixels, painted, {})
+    (tmp_path / "out.jpg").write_bytes(written.data)
+    decoded = read_image(tmp_path / "out.jpg").pixels
+    reencoded = _pixels_of(written.reencoded, written.mcu, painted.shape[:2])
+    near = cv2.dilate(reencoded.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    assert np.array_equal(decoded[~near], picture.pixels[~near])
+    assert cv2.absdiff(decoded, painted)[reencoded].mean() < 4
+    assert jpeg_blocks.read_frame(written.data).huffman != jpeg_blocks.read_frame(SGBLUR.read_bytes()).huffman
 
 
 def test_unsupported_sources_are_encoded_whole_with_the_reason(tmp_path):
