@@ -169,6 +169,42 @@ def test_a_code_missing_mid_block_falls_back_whole_not_half_written(tmp_path):
     assert jpeg_blocks.read_frame(written.data).huffman != jpeg_blocks.read_frame(SGBLUR.read_bytes()).huffman
 
 
+def _segment(marker: int, payload: bytes) -> bytes:
+    return bytes([0xFF, marker]) + (len(payload) + 2).to_bytes(2, "big") + payload
+
+
+def test_markers_without_a_length_and_tables_no_decoder_takes(tmp_path):
+    source = tmp_path / "source.jpg"
+    Image.open(LUND).crop((0, 0, 200, 136)).save(source, "JPEG", quality=80)
+    data = source.read_bytes()
+    sof, sos = data.index(b"\xff\xc0"), data.index(b"\xff\xda")
+    dht = data.index(b"\xff\xc4")
+    scan_header = data[sos:sos + 2 + int.from_bytes(data[sos + 2:sos + 4], "big")]
+    # Three 1-bit codes: no prefix code. libjpeg refuses such a table in the file written with it.
+    broken = bytes([0, 3, *[0] * 6, 9, *[0] * 8, *range(12)])
+    ac = [0, 0xF0] + [run << 4 | size for run in range(16) for size in range(1, 11)]
+    broken += bytes([0x10, 3, *[0] * 6, 159, *[0] * 8, *ac])
+    broken = _segment(0xC4, broken + bytes([1]) + broken[1:29] + bytes([0x11]) + broken[30:]) + scan_header
+    # RST0 then APP1 before the tables: libjpeg reads RST0 without a length; a walk that took the
+    # APP1 marker for RST0's length would land 65505 bytes on, in APP2, on the broken tables.
+    app1 = bytearray(65529)
+    land = sof + 2 + 0xFFE1 - (sof + 2 + 4)  # in APP1's payload
+    app1[land:land + 4] = b"\xff\xfe" + (len(app1) - land - 2 + 4 + 10).to_bytes(2, "big")
+    crafted = data[:dht] + b"\xff\xd0" + _segment(0xE1, bytes(app1)) + \
+        _segment(0xE2, b"Y" * 10 + broken + b"Z" * 10) + data[dht:]
+    hostile = tmp_path / "hostile.jpg"
+    hostile.write_bytes(crafted)
+    assert jpeg_blocks.read_frame(crafted).huffman == jpeg_blocks.read_frame(data).huffman
+    picture = read_image(hostile)
+    after = _paint(picture.pixels, [(50, 40, 40, 30)])
+    assert write_image(tmp_path / "out.jpg", Picture(after), like=picture) is None
+    assert cv2.imread(str(tmp_path / "out.jpg")) is not None
+    decoded = read_image(tmp_path / "out.jpg").pixels
+    assert np.array_equal(decoded[:31], picture.pixels[:31])
+    # Tables no decoder takes are never taken, even as the last ones before the scan.
+    assert jpeg_blocks.read_frame(data[:sos] + broken + data[sos:]).huffman == jpeg_blocks.read_frame(data).huffman
+
+
 def test_unsupported_sources_are_encoded_whole_with_the_reason(tmp_path):
     source = tmp_path / "cmyk.jpg"
     Image.open(LUND).convert("CMYK").save(source, "JPEG")
