@@ -138,6 +138,17 @@ def test_a_baseline_source_keeps_its_huffman_tables_and_its_untouched_bytes(tmp_
     assert tables is not None and jpeg_blocks.read_frame(written.data).huffman == tables
 
 
+def _error_where_reencoded(tmp_path, written: jpeg_blocks.Blockwise, source: np.ndarray, painted: np.ndarray) -> float:
+    """The written file decoded: the source's pixels exactly away from the re-encoded MCUs (checked),
+    and its mean difference from ``painted`` in them."""
+    (tmp_path / "out.jpg").write_bytes(written.data)
+    decoded = read_image(tmp_path / "out.jpg").pixels
+    reencoded = _pixels_of(written.reencoded, written.mcu, painted.shape[:2])
+    near = cv2.dilate(reencoded.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    assert np.array_equal(decoded[~near], source[~near])
+    return float(cv2.absdiff(decoded, painted)[reencoded].mean())
+
+
 def test_tables_made_for_the_image_when_the_sources_lack_a_code(tmp_path):
     source = tmp_path / "optimized.jpg"
     Image.new("RGB", (256, 128), (90, 120, 150)).save(source, "JPEG", optimize=True)  # flat: few symbols
@@ -146,26 +157,16 @@ def test_tables_made_for_the_image_when_the_sources_lack_a_code(tmp_path):
     painted[32:96, 96:160] = read_image(LUND).pixels[300:364, 400:464]  # a street: symbols the flat lacks
     written = jpeg_blocks.write(jpeg_blocks.read_source(source), picture.pixels, painted, {})
     assert jpeg_blocks.read_frame(written.data).huffman != jpeg_blocks.read_frame(source.read_bytes()).huffman
-    (tmp_path / "out.jpg").write_bytes(written.data)
-    decoded = read_image(tmp_path / "out.jpg").pixels
-    reencoded = _pixels_of(written.reencoded, written.mcu, painted.shape[:2])
-    near = cv2.dilate(reencoded.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    assert np.array_equal(decoded[~near], picture.pixels[~near])
-    assert cv2.absdiff(decoded, painted)[reencoded].mean() < 6
+    assert _error_where_reencoded(tmp_path, written, picture.pixels, painted) < 6
 
 
-def test_a_code_missing_mid_block_falls_back_whole_not_half_written(tmp_path):
+def test_a_code_missing_mid_block_makes_new_tables_not_a_half_written_scan(tmp_path):
     # The source's optimized tables lack AC symbols the inverted boxes need; the first one missing
     # in the middle of a block must stop the one-pass scan, not be written over by the next code.
     picture = read_image(SGBLUR)
     painted = _paint(picture.pixels, [(257, 232, 62, 35)])
     written = jpeg_blocks.write(jpeg_blocks.read_source(SGBLUR), picture.pixels, painted, {})
-    (tmp_path / "out.jpg").write_bytes(written.data)
-    decoded = read_image(tmp_path / "out.jpg").pixels
-    reencoded = _pixels_of(written.reencoded, written.mcu, painted.shape[:2])
-    near = cv2.dilate(reencoded.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    assert np.array_equal(decoded[~near], picture.pixels[~near])
-    assert cv2.absdiff(decoded, painted)[reencoded].mean() < 4
+    assert _error_where_reencoded(tmp_path, written, picture.pixels, painted) < 4
     assert jpeg_blocks.read_frame(written.data).huffman != jpeg_blocks.read_frame(SGBLUR.read_bytes()).huffman
 
 
