@@ -32,6 +32,7 @@ from .jpeg_encode import Component, EncodeError, Tables, encode, metadata_segmen
 #: Frame headers of DCT-based JPEG (baseline, extended, progressive; Huffman or arithmetic coded).
 DCT_FRAMES = {0xC0, 0xC1, 0xC2, 0xC9, 0xCA}
 OTHER_FRAMES = {0xC3, 0xC5, 0xC6, 0xC7, 0xCB, 0xCD, 0xCE, 0xCF}  # lossless, hierarchical
+PARAMETERLESS = {0xFF, 0x01, *range(0xD0, 0xD8)}  # a fill byte before a marker; TEM, RST0-7
 #: The orthonormal 8-point DCT-II matrix: JPEG's forward DCT is ``DCT @ block @ DCT.T``, which
 #: on a block's 64 values in row-major order is one product with ``DCT_2D``.
 DCT = np.array([[np.sqrt((1 if u == 0 else 2) / 8) * np.cos((2 * x + 1) * u * np.pi / 16) for x in range(8)]
@@ -119,6 +120,9 @@ def read_frame(data: bytes) -> Frame:
     defined: dict[tuple[int, int], tuple[list[int], list[int]]] = {}
     while pos + 4 <= len(data) and data[pos] == 0xFF:
         marker, length = data[pos + 1], int.from_bytes(data[pos + 2:pos + 4], "big")
+        if marker in PARAMETERLESS:  # a fill byte, RSTn or TEM: no length follows (as libjpeg reads them)
+            pos += 1 if marker == 0xFF else 2
+            continue
         payload = data[pos + 4:pos + 2 + length]
         if marker == 0xDA:
             sos = payload
@@ -145,12 +149,16 @@ def read_frame(data: bytes) -> Frame:
 
 
 def _huffman_tables(payload: bytes) -> dict[tuple[int, int], tuple[list[int], list[int]]]:
-    """A DHT segment's tables by (class: 0 DC, 1 AC; slot): BITS and HUFFVAL."""
+    """A DHT segment's tables by (class: 0 DC, 1 AC; slot): BITS and HUFFVAL; those a decoder
+    would refuse in a written file (codes that do not fit their lengths, DC symbols over 15) left out."""
     tables, pos = {}, 0
     while pos + 17 <= len(payload):
         bits = list(payload[pos + 1:pos + 17])
         values = list(payload[pos + 17:pos + 17 + sum(bits)])
-        tables[(payload[pos] >> 4, payload[pos] & 15)] = bits, values
+        kind = payload[pos] >> 4, payload[pos] & 15
+        if sum(n << (16 - length) for length, n in enumerate(bits, start=1)) <= 1 << 16 and \
+                len(values) == sum(bits) and (kind[0] or max(values, default=0) <= 15):
+            tables[kind] = bits, values
         pos += 17 + sum(bits)
     return tables
 

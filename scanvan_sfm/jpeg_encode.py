@@ -82,11 +82,12 @@ def _put(out, pos, acc, nacc, code, size):
 @numba.njit(cache=True, inline="always")
 def _emit(counts, codes, sizes, out, state, table, symbol, value):
     """Count ``symbol`` of ``table`` (``out`` None), or write its code and the low bits of
-    ``value`` (size: the symbol's low 4 bits; negative values one less, as JPEG codes them)."""
+    ``value`` (size: the symbol's low 4 bits; negative values one less, as JPEG codes them). A
+    failed state (position -1: no code) stays failed."""
     if out is None:
         counts[table, symbol] += 1
         return state
-    if sizes[table, symbol] == 0:  # no code for it in the given table
+    if state[0] < 0 or sizes[table, symbol] == 0:  # an earlier failure, or no code for it in the given table
         return (-1, 0, 0)
     n = symbol & 15
     bits = (codes[table, symbol] << n) | ((value if value >= 0 else value - 1) & ((1 << n) - 1))

@@ -60,7 +60,8 @@ def fetch(pin: Pin, folder: Path, assets: Path | None = None, offline: str = "")
     whatever their names) or fetched by ``npm pack`` into ``folder``. ``offline`` says how to do
     without npm."""
     if assets is not None:
-        found = [t for t in sorted(Path(assets).glob("*.tgz")) if has_integrity(t, pin.integrity)]
+        found = [t for t in sorted(Path(assets).glob("*.tgz"))  # regular files: a pipe or device would never end
+                 if t.is_file() and has_integrity(t, pin.integrity)]
         if not found:
             raise InputError(f"{assets}: no tarball of {pin.spec} with the pinned integrity ({pin.integrity[:20]}…)")
         return found[0]

@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 from rich.table import Table
 from rich.text import Text
 
+from .errors import one_line
 from .pipeline import STAGES
 from .runner import Outcome
 
@@ -148,12 +149,12 @@ def show_scene_info(info: dict) -> None:
 
 def show_validation(file, scene, problems: list, warnings: list, images_checked: str, note: str | None) -> None:
     """``scene validate``: every problem, warning and the note on stdout, the counts on stderr."""
-    for problem in problems:
-        print(f"{file}: {problem}")
+    for problem in problems:  # one line each: names and folders with a line break are escaped
+        print(one_line(f"{file}: {problem}"))
     for warning in warnings:
-        print(f"{file}: warning: {warning}")
+        print(one_line(f"{file}: warning: {warning}"))
     if note:
-        print(f"{file}: note: {note}")
+        print(one_line(f"{file}: note: {note}"))
     rows = Table(show_header=False, box=BOX)
     for name, value in (("views", len(scene.views)), ("reconstructed", len(scene.reconstructed_views())),
                         ("landmarks", len(scene.structure)), ("images checked", images_checked),

@@ -40,6 +40,10 @@ def test_validate_exit_codes(tmp_path):
         f"where 9 of 9 images are missing; relative to the scene file ({OPENMVG / '360_flat_gps' / 'images'}) they "
         f"are found: run openMVG's tools from {OPENMVG / '360_flat_gps'}, or write an absolute root_path "
         "(scene convert --root)")
+    odd = tmp_path / "a\nfolder"  # the note names the current directory: still one line
+    odd.mkdir()
+    from_odd = cli("scene", "validate", OPENMVG / "360_flat_gps" / "sfm_data.bin", cwd=odd)
+    assert from_odd.stdout.count("\n") == 10 and f"current directory ({tmp_path}/a\\nfolder)" in from_odd.stdout
     missing = cli("scene", "validate", OPENMVG / "sceaux_castle" / "sfm_data.bin")
     assert missing.returncode == 1
     assert len(missing.stdout.splitlines()) == 12 and "image not found" in missing.stdout

@@ -19,6 +19,7 @@ if not OPENMVG.is_dir():  # what follows reads it as the module loads
 PANORAMA = SHARED / "images" / "ams_TMX7315120208-000105_pano_0001_002965.jpg"  # progressive, 4:2:0
 RICOH = OPENMVG / "360_flat_gps" / "images" / "R0010213.JPG"                    # baseline 4:2:2, EXIF + GPano XMP
 LUND = SHARED / "images" / "opensfm_lund_01.jpg"                                # baseline 4:2:0, ICC
+SGBLUR = SHARED / "images" / "sgblur_flat_urban_small.jpg"                      # baseline 4:2:0, optimized tables
 
 
 def _paint(pixels: np.ndarray, boxes) -> np.ndarray:
@@ -137,6 +138,17 @@ def test_a_baseline_source_keeps_its_huffman_tables_and_its_untouched_bytes(tmp_
     assert tables is not None and jpeg_blocks.read_frame(written.data).huffman == tables
 
 
+def _error_where_reencoded(tmp_path, written: jpeg_blocks.Blockwise, source: np.ndarray, painted: np.ndarray) -> float:
+    """The written file decoded: the source's pixels exactly away from the re-encoded MCUs (checked),
+    and its mean difference from ``painted`` in them."""
+    (tmp_path / "out.jpg").write_bytes(written.data)
+    decoded = read_image(tmp_path / "out.jpg").pixels
+    reencoded = _pixels_of(written.reencoded, written.mcu, painted.shape[:2])
+    near = cv2.dilate(reencoded.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    assert np.array_equal(decoded[~near], source[~near])
+    return float(cv2.absdiff(decoded, painted)[reencoded].mean())
+
+
 def test_tables_made_for_the_image_when_the_sources_lack_a_code(tmp_path):
     source = tmp_path / "optimized.jpg"
     Image.new("RGB", (256, 128), (90, 120, 150)).save(source, "JPEG", optimize=True)  # flat: few symbols
@@ -145,12 +157,53 @@ def test_tables_made_for_the_image_when_the_sources_lack_a_code(tmp_path):
     painted[32:96, 96:160] = read_image(LUND).pixels[300:364, 400:464]  # a street: symbols the flat lacks
     written = jpeg_blocks.write(jpeg_blocks.read_source(source), picture.pixels, painted, {})
     assert jpeg_blocks.read_frame(written.data).huffman != jpeg_blocks.read_frame(source.read_bytes()).huffman
-    (tmp_path / "out.jpg").write_bytes(written.data)
+    assert _error_where_reencoded(tmp_path, written, picture.pixels, painted) < 6
+
+
+def test_a_code_missing_mid_block_makes_new_tables_not_a_half_written_scan(tmp_path):
+    # The source's optimized tables lack AC symbols the inverted boxes need; the first one missing
+    # in the middle of a block must stop the one-pass scan, not be written over by the next code.
+    picture = read_image(SGBLUR)
+    painted = _paint(picture.pixels, [(257, 232, 62, 35)])
+    written = jpeg_blocks.write(jpeg_blocks.read_source(SGBLUR), picture.pixels, painted, {})
+    assert _error_where_reencoded(tmp_path, written, picture.pixels, painted) < 4
+    assert jpeg_blocks.read_frame(written.data).huffman != jpeg_blocks.read_frame(SGBLUR.read_bytes()).huffman
+
+
+def _segment(marker: int, payload: bytes) -> bytes:
+    return bytes([0xFF, marker]) + (len(payload) + 2).to_bytes(2, "big") + payload
+
+
+def test_markers_without_a_length_and_tables_no_decoder_takes(tmp_path):
+    source = tmp_path / "source.jpg"
+    Image.open(LUND).crop((0, 0, 200, 136)).save(source, "JPEG", quality=80)
+    data = source.read_bytes()
+    sof, sos = data.index(b"\xff\xc0"), data.index(b"\xff\xda")
+    dht = data.index(b"\xff\xc4")
+    scan_header = data[sos:sos + 2 + int.from_bytes(data[sos + 2:sos + 4], "big")]
+    # Three 1-bit codes: no prefix code. libjpeg refuses such a table in the file written with it.
+    broken = bytes([0, 3, *[0] * 6, 9, *[0] * 8, *range(12)])
+    ac = [0, 0xF0] + [run << 4 | size for run in range(16) for size in range(1, 11)]
+    broken += bytes([0x10, 3, *[0] * 6, 159, *[0] * 8, *ac])
+    broken = _segment(0xC4, broken + bytes([1]) + broken[1:29] + bytes([0x11]) + broken[30:]) + scan_header
+    # RST0 then APP1 before the tables: libjpeg reads RST0 without a length; a walk that took the
+    # APP1 marker for RST0's length would land 65505 bytes on, in APP2, on the broken tables.
+    app1 = bytearray(65529)
+    land = sof + 2 + 0xFFE1 - (sof + 2 + 4)  # in APP1's payload
+    app1[land:land + 4] = b"\xff\xfe" + (len(app1) - land - 2 + 4 + 10).to_bytes(2, "big")
+    crafted = data[:dht] + b"\xff\xd0" + _segment(0xE1, bytes(app1)) + \
+        _segment(0xE2, b"Y" * 10 + broken + b"Z" * 10) + data[dht:]
+    hostile = tmp_path / "hostile.jpg"
+    hostile.write_bytes(crafted)
+    assert jpeg_blocks.read_frame(crafted).huffman == jpeg_blocks.read_frame(data).huffman
+    picture = read_image(hostile)
+    after = _paint(picture.pixels, [(50, 40, 40, 30)])
+    assert write_image(tmp_path / "out.jpg", Picture(after), like=picture) is None
+    assert cv2.imread(str(tmp_path / "out.jpg")) is not None
     decoded = read_image(tmp_path / "out.jpg").pixels
-    reencoded = _pixels_of(written.reencoded, written.mcu, painted.shape[:2])
-    near = cv2.dilate(reencoded.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    assert np.array_equal(decoded[~near], picture.pixels[~near])
-    assert cv2.absdiff(decoded, painted)[reencoded].mean() < 6
+    assert np.array_equal(decoded[:31], picture.pixels[:31])
+    # Tables no decoder takes are never taken, even as the last ones before the scan.
+    assert jpeg_blocks.read_frame(data[:sos] + broken + data[sos:]).huffman == jpeg_blocks.read_frame(data).huffman
 
 
 def test_unsupported_sources_are_encoded_whole_with_the_reason(tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import os
 import shutil
 import tarfile
 
@@ -74,6 +75,20 @@ def test_a_tampered_tarball_is_refused_and_nothing_is_installed(viewer_tarballs,
     assert not (tmp_path / "cache" / "three@0.185.1").exists()
     with pytest.raises(InputError, match="npm is not available to fetch .*--assets"):
         viewer.install_viewer(tmp_path / "cache")
+
+
+def test_only_regular_files_of_the_assets_folder_are_read(tmp_path):
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    (assets / "a.tgz").mkdir()                   # a folder: was an "Is a directory" error
+    os.mkfifo(assets / "b.tgz")                  # a pipe: hashing it waited for a writer forever
+    (assets / "c.tgz").symlink_to("/dev/zero")   # a device: hashing it never ended
+    data = tarball(assets / "d.tgz", [("package/index.js", b"ok")])
+    pin = npm.Pin("pkg", "1.0.0", sri(data))
+    assert npm.fetch(pin, tmp_path, assets) == assets / "d.tgz"
+    (assets / "d.tgz").unlink()
+    with pytest.raises(InputError, match="no tarball of pkg@1.0.0"):
+        npm.fetch(pin, tmp_path, assets)
 
 
 def test_npm_pack_fetches_the_pinned_tarball(tmp_path):
