@@ -413,6 +413,17 @@ class Dataset:
                 write_scene(registered, path)
         return paths
 
+    def check_root_text(self, relative: bool) -> None:
+        """Refuse, before any work, an output folder whose absolute path a scene file cannot hold
+        as its root_path (not UTF-8 text); a relative root has no such need."""
+        if relative:
+            return
+        try:
+            os.path.abspath(self.anonymization).encode("utf-8")
+        except UnicodeEncodeError:
+            raise InputError(f"{ascii(str(self.root))}: the output folder's path is not UTF-8 text, which an "
+                             "absolute root_path must be; pass --relative-root") from None
+
     def portable(self, registered: SfMData) -> SfMData:
         """A registered scene as ``relative`` writes it: an absolute root inside ``anonymization/``
         made relative to it (any other root is kept). What a run decides, wherever its output is."""

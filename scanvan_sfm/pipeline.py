@@ -175,6 +175,7 @@ def anonymize(scene_path: Path, out: Path, settings: Settings, *, images_root_di
     selected = {k: v for k, v in scene.views.items() if all_views or scene.is_reconstructed(v)}
     run.unreconstructed = [k for k in scene.views if k not in selected]
     dataset = Dataset(out)
+    dataset.check_root_text(relative_root)
     sources = guard.protect((scene.image_path(view, root) for view in scene.views.values()), [root])
     sources.check(dataset.anonymization)
     dataset.anonymization.mkdir(parents=True, exist_ok=True)

@@ -1,14 +1,17 @@
 """Corrupt, truncated and ill-typed scenes: one clear error naming the place, exit code 2."""
 
 import contextlib
+import os
 import struct
+from pathlib import Path
 
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import OPENMVG, WITHOUT_SHARED, cli
+from helpers import OPENMVG, PROJECT, WITHOUT_SHARED, cli
+from scanvan_sfm.dataset import Dataset
 from scanvan_sfm.errors import SceneFormatError
 from scanvan_sfm.sfm import read_scene
 
@@ -118,3 +121,12 @@ def test_cli_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path):
             assert len(lines) == 1 and lines[0].startswith(f"error: {tmp_path / name}: "), result.stderr
             assert "Traceback" not in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(cases)
+
+
+def test_an_output_folder_no_absolute_root_path_can_name_is_refused_before_any_work(tmp_path):
+    out = Path(os.fsdecode(os.fsencode(tmp_path) + b"/out-\xff"))  # not UTF-8: a scene file cannot hold it
+    result = cli("anonymize", PROJECT / "fixtures" / "lund" / "sfm_data_bin.json", "--out", out)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and "--relative-root" in lines[0], result.stderr
+    assert "Traceback" not in result.stderr and not out.exists()
+    Dataset(out).check_root_text(relative=True)  # the way out it names

@@ -124,6 +124,7 @@ def _open(scene_path: Path, out: Path, db: Path | None, feed: Path | None, dry_r
     manifest = dataset.load_manifest()
     if not manifest.views:
         raise InputError(f"{dataset.manifest_path}: no anonymize run here (run `scanvan-sfm anonymize` first)")
+    dataset.check_root_text(manifest.relative_root)
     scene = read_scene(scene_path, structure=False)
     _protect_sources(dataset, manifest, scene, scene_path, dry_run)
     return Context(dataset, manifest, dataset.load_ledger(), scene,

@@ -194,9 +194,11 @@ def _supported(group: list[Detection]) -> list[Detection]:
     head = group[0]
     if head.cls != "vehicles" or head.score >= head.threshold:
         return group
-    if sum(d.score >= SUPPORT_SHARE * d.threshold for d in group) < SUPPORT:
+    supporting = [d for d in group if d.score >= SUPPORT_SHARE * d.threshold]
+    if len(supporting) < SUPPORT:
         return group
-    return [replace(head, threshold=SUPPORT_SHARE * head.threshold)] + group[1:]
+    # the best box scores at least what the supporting ones do, whatever their labels' thresholds
+    return [replace(head, threshold=SUPPORT_SHARE * min(d.threshold for d in supporting))] + group[1:]
 
 
 def _union(group: list[Detection], wrap_width: int | None) -> Detection:
