@@ -2,9 +2,9 @@
 
 Orchestration only: per reconstructed view a worker loads the image, runs the core
 (``view.anonymize_frame``: segment → mask → report layers → fill → camera blur → thumbnail) and
-saves the results (``dataset``). Every output is written atomically, and the manifest after each view, so a
-killed run resumes where it stopped and a rerun skips views whose source and settings are
-unchanged and whose published image was filled with the mask that is there now (the manifest
+saves the results (``dataset``). Every output is written atomically, and the manifest after each
+view, so a killed run resumes where it stopped and a rerun skips views whose source and settings
+are unchanged and whose published image was filled with the mask that is there now (the manifest
 keeps that mask's digest). No output may land on a source image or among them (``guard``). The
 anonymized images are then registered into ``sfm_data_anonymized.json`` and ``.bin``, replaced
 as a pair, and the review page of every view is written (``review``).

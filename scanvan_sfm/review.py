@@ -15,6 +15,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from html import escape
+from pathlib import PurePosixPath
 from urllib.parse import quote
 
 from .dataset import Dataset, Manifest, ViewEntry
@@ -79,8 +80,10 @@ def cards(manifest: Manifest, failures: dict[int, str] | None = None,
 
 
 def _without_sources(reason: str, entry: ViewEntry, images_root: str | None) -> str:
-    """A failure's reason without the originals' folder: the page may be published with the images."""
-    reason = reason.replace(entry.source_path, entry.source) if entry.source_path else reason
+    """A failure's reason without the originals' folder (the source named by its file name): the
+    page may be published with the images."""
+    if entry.source_path:
+        reason = reason.replace(entry.source_path, PurePosixPath(entry.source).name)
     if images_root:
         for root in sorted({os.path.abspath(images_root), images_root}, key=len, reverse=True):
             reason = reason.replace(root + os.sep, "")

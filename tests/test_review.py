@@ -122,6 +122,6 @@ def test_page_escapes_names_and_links_inside_the_output_only():
     assert [c["data-view"] for c in parsed.cards] == ["1", "0"]
     assert parsed.images == ["review/%3Cimg%20src%3Dx%20onerror%3D%22alert%281%29%22%3E%26%23%3F.jpg.jpg"]
     assert parsed.links == ["blur/%3Cimg%20src%3Dx%20onerror%3D%22alert%281%29%22%3E%26%23%3F.jpg"]
-    assert "failed: sub/b c.jpg: <b>not</b> found" in "".join(parsed.text)  # shown as text
+    assert "failed: b c.jpg: <b>not</b> found" in "".join(parsed.text)  # shown as text
     assert "1 failed · 1 more than 25 % masked" in "".join(parsed.text)
     assert "<script" not in text and "://" not in text  # no script, nothing fetched from anywhere

@@ -1,5 +1,5 @@
-"""The review page of a real run, opened from disk in Debian's Chromium (driven by Playwright, as in
-tests/test_browser.py): the bundled lund scene with one image truncated (a failed view) and one
+"""The review page of a real run, opened from disk in Debian's Chromium (the ``browser`` fixture,
+driven by Playwright): the bundled lund scene with one image truncated (a failed view) and one
 replaced by a flat grey picture (nothing detected). A screenshot goes to ``out/screenshots/``."""
 
 import shutil
@@ -11,34 +11,23 @@ import orjson
 import pytest
 from PIL import Image
 
-from helpers import PROJECT, cli
+from helpers import PROJECT, SHOTS, cli
 from scanvan_sfm.images import read_image, read_mask
 from scanvan_sfm.view import thumbnail
-from test_browser import ARGS, SHOTS, install_chromium
 from test_review import Parsed
 
 
 @pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    executable = install_chromium()
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(executable), args=ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """anonymize on a copy of fixtures/lund: view 4 (05.jpg) truncated, view 6 (07.jpg) flat grey."""
+    """anonymize on a copy of fixtures/lund: view 4 (05.jpg) truncated, view 6 (07.jpg) flat grey;
+    views more than 2 % masked flagged."""
     scene = tmp_path_factory.mktemp("lund") / "lund"
     shutil.copytree(PROJECT / "fixtures" / "lund", scene, ignore=shutil.ignore_patterns("golden"))
     data = (scene / "images" / "05.jpg").read_bytes()
     (scene / "images" / "05.jpg").write_bytes(data[:len(data) // 2])
     Image.new("RGB", (1024, 768), (128, 140, 150)).save(scene / "images" / "07.jpg", quality=90)
     out = scene.parent / "out"
-    result = cli("anonymize", scene / "sfm_data_bin.json", "--out", out)
+    result = cli("anonymize", scene / "sfm_data_bin.json", "--out", out, "--flag-masked-over", 2)
     assert result.returncode == 1, result.stderr  # one view failed
     return scene, out / "anonymization"
 
@@ -64,13 +53,15 @@ def test_review_page_opens_from_disk_sorted_and_flagged(browser, run):
     assert shares == sorted(shares, reverse=True) and shares[-1] == 0.0
     assert {view: float(share) for view, share, _ in cards[1:]} == {
         view: entry["masked_share"] for view, entry in manifest.items() if entry["status"] == "done"}
-    assert {view: flags for view, _, flags in cards if flags} == {"4": "failed", "6": "undetected"}
+    crowded = {view: "masked" for view, entry in manifest.items() if (entry.get("masked_share") or 0) > 0.02}
+    flagged = {view: flags for view, _, flags in cards if flags}
+    assert crowded and flagged == {"4": "failed", "6": "undetected"} | crowded
     assert "failed: 05.jpg: unreadable or truncated image" in page.text_content("#view-4")
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "review-page.png"), full_page=True)
 
     page.check("#flagged-only")
-    assert page.locator("figure:visible").count() == 2
+    assert page.locator("figure:visible").count() == 2 + len(crowded)
     page.uncheck("#flagged-only")
     assert page.locator("figure:visible").count() == 10
 
