@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import re
 import shutil
+from html import unescape
 
 import numpy as np
 import orjson
@@ -281,7 +282,7 @@ def review_card(out, view: int) -> dict:
     page = (out / "anonymization" / "review.html").read_text()
     card = re.search(rf'<figure ([^>]*data-view="{view}"[^>]*)>(.*?)</figure>', page)
     assert card is not None
-    return dict(re.findall(r'(data-[a-z]+)="([^"]*)"', card[1])) | {"text": re.sub(r"<[^>]+>", "", card[2])}
+    return dict(re.findall(r'(data-[a-z]+)="([^"]*)"', card[1])) | {"text": unescape(re.sub(r"<[^>]+>", "", card[2]))}
 
 
 def magenta(pixels: np.ndarray) -> np.ndarray:
