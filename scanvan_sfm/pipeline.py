@@ -171,7 +171,8 @@ def anonymize(scene_path: Path, out: Path, settings: Settings, *, images_root_di
               relative_root: bool = False, progress=None, flag_masked_over: float = review.FLAG_MASKED_OVER) -> Run:
     """Run the pipeline over the scene's views; see the module docstring. ``progress(done, total)``
     hears of every finished view; ``relative_root``: the registered scene's root_path is relative
-    (see ``Dataset.save_registered``); the review page flags views more masked than ``flag_masked_over``."""
+    (see ``Dataset.save_registered``); the review page flags the views more masked than
+    ``flag_masked_over``."""
     run = Run()
     scene = read_scene(scene_path)
     root = images_root(scene, scene_path, images_root_dir)
