@@ -17,6 +17,7 @@ from .dataset import FEATURE_MASK_LAYOUTS, Dataset, sha256_file
 from .errors import InputError
 from .masks import GuardedSettings
 from .pipeline import anonymize
+from .review import FLAG_MASKED_OVER
 from .runner import run_each
 from .segment import CLASS_NAMES
 from .settings import AUTO, Settings, check_choice, check_classes
@@ -114,6 +115,8 @@ Workers = Annotated[int | None, typer.Option(help="Images processed at once (def
 Classes = Annotated[str, typer.Option(help=f"Road users to anonymize, comma-separated: {', '.join(CLASS_NAMES)}.")]
 DEFAULT_CLASSES = ",".join(DEFAULTS.classes)
 MAPS_GUARDED = GuardedSettings()  # the masks step does not know which model made the maps: the safe default
+FlagMaskedOver = Annotated[float, typer.Option(
+    min=0, max=100, help="review.html flags the views more masked than this (percent).")]
 Silhouettes = Annotated[str, typer.Option(
     help="Person shapes: selfie (default), rvm, or none (boxes). Box detectors only.")]
 
@@ -173,6 +176,7 @@ def anonymize_command(
     relative_root: Annotated[bool, typer.Option(
         help="Write the registered scene's root_path relative (blur), for a tree that can be moved: openMVG's "
              "tools then find the images only when run from inside anonymization/. Default: absolute.")] = False,
+    flag_masked_over: FlagMaskedOver = FLAG_MASKED_OVER * 100,
 ) -> None:
     """The main job: anonymize the scene's reconstructed views and register them in a new scene."""
     settings = Settings.checked({"model": model, "model_dir": str(model_dir) if model_dir else None,
@@ -186,7 +190,7 @@ def anonymize_command(
     with progress_bar("anonymizing") as update:
         run = anonymize(scene, out or scene.parent, settings, images_root_dir=images_root_dir,
                         all_views=all_views, force=force, workers=workers, relative_root=relative_root,
-                        progress=update)
+                        progress=update, flag_masked_over=flag_masked_over / 100)
     summarize_anonymize(scene, run)
     raise typer.Exit(1 if run.failed else 0)
 
@@ -434,11 +438,13 @@ def reports_apply(
     feed: Annotated[Path | None, typer.Option(help="Apply a report feed in the original format.")] = None,
     propagate: Annotated[bool, typer.Option(help="Carry reports to the views that see the same landmarks.")] = False,
     dry_run: Annotated[bool, typer.Option(help="Show what would change; write nothing.")] = False,
+    flag_masked_over: FlagMaskedOver = FLAG_MASKED_OVER * 100,
 ) -> None:
     """Accepted reports into the mask layers; affected views re-filled from the originals."""
     from .reports.apply import apply_reports
 
-    run = apply_reports(scene, out, db=db, feed=feed, propagate_reports=propagate, dry_run=dry_run)
+    run = apply_reports(scene, out, db=db, feed=feed, propagate_reports=propagate, dry_run=dry_run,
+                        flag_masked_over=flag_masked_over / 100)
     summarize_apply(run, dry_run)
     raise typer.Exit(1 if run.failed else 0)
 

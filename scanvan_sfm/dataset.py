@@ -11,6 +11,8 @@
         feature_masks/<tool>/…      masks for openMVG, COLMAP, OpenSfM
         camera_mask.png, camera_rig.png     the rig anonymize found (white = scene), and its
                                     look when it turns with the heading (``rig``)
+        review/<key>.jpg            a thumbnail of each published image, its mask outlined
+        review.html                 the review page of every view (``review``)
         manifest.json               what anonymize did per view (``Manifest``)
         reports/applied.json, audit.jsonl   reports applied to the masks, and what changed
         sfm_data_anonymized.{json,bin}      the registered scene
@@ -47,6 +49,7 @@ from .sfm.register import anonymized_scene
 PROBMAP_NAMES = {"people": "people", "vehicles": "vehicle"}
 FEATURE_MASK_LAYOUTS = ("openmvg", "colmap", "opensfm")
 SCENE_NAME = "sfm_data_anonymized"
+THUMBNAIL_QUALITY = 85
 
 
 class ViewEntry(BaseModel):
@@ -61,6 +64,7 @@ class ViewEntry(BaseModel):
     reason: str | None = None           # why it failed
     outputs: dict[str, str] = {}        # name → path relative to anonymization/
     masked_share: float | None = None
+    detected_share: float | None = None  # of the detector's own mask, before the report layers
     mask_sha256: str | None = None      # the mask file the published image was filled with
     settings_digest: str | None = None
     reports: list[str] | None = None    # the applied reports in its layers
@@ -192,6 +196,8 @@ class Dataset:
         self.blur_dir = self.anonymization / "blur"
         self.gaussian_blur_dir = self.anonymization / "gaussian_blur"
         self.feature_masks_dir = self.anonymization / "feature_masks"
+        self.review_dir = self.anonymization / "review"
+        self.review_path = self.anonymization / "review.html"
         self.reports_dir = self.anonymization / "reports"
         self.manifest_path = self.anonymization / "manifest.json"
         self.camera_mask_path = self.anonymization / "camera_mask.png"
@@ -261,6 +267,9 @@ class Dataset:
 
     def camera_blurred(self, key: str, suffix: str) -> Path:
         return self.gaussian_blur_dir / f"{key}{suffix}"
+
+    def thumbnail(self, key: str) -> Path:
+        return self.review_dir / f"{key}.jpg"
 
     def feature_masks(self, layout: str) -> Path:
         check_layouts([layout])
@@ -353,9 +362,10 @@ class Dataset:
 
     def save_outputs(self, key: str, rel: str, picture: Picture, mask: np.ndarray, rendered,
                      feature_masks, out_format: str) -> tuple[dict[str, Path], str, str | None]:
-        """A view's mask (and feature masks), then its published images (``view.Rendered``);
-        returns the paths written, the mask file's digest, which the manifest records once the
-        images are written too, and why a JPEG was encoded whole (``save_published``)."""
+        """A view's mask (and feature masks), then its published images (``view.Rendered``) and
+        their thumbnail; returns the paths written, the mask file's digest, which the manifest
+        records once the images are written too (so a view killed before that is done again,
+        thumbnail and all), and why a JPEG was encoded whole (``save_published``)."""
         paths = {"mask": self.save_mask(key, mask)} | self.save_feature_masks(feature_masks, rel, mask)
         suffix = output_suffix(rel, out_format)
         paths["blur"] = paths["output"] = self.blurred(key, suffix)
@@ -363,6 +373,8 @@ class Dataset:
         if rendered.blurred is not None:
             paths["gaussian_blur"] = paths["output"] = self.camera_blurred(key, suffix)
             whole = self.save_published(paths["gaussian_blur"], rendered.blurred, picture) or whole
+        paths["thumbnail"] = self.thumbnail(key)
+        write_image(paths["thumbnail"], Picture(rendered.thumbnail), quality=THUMBNAIL_QUALITY)
         return paths, sha256_file(paths["mask"]), whole
 
     def filled_image(self, rel: str) -> Path:
@@ -388,6 +400,11 @@ class Dataset:
 
     def save_ledger(self, ledger: Ledger) -> None:
         _save_state(self.ledger_path, ledger)
+
+    def save_review(self, page: str) -> Path:
+        with atomic_output(self.review_path) as f:
+            f.write(page.encode())
+        return self.review_path
 
     def append_audit(self, lines: list[dict]) -> None:
         """Rewritten whole, atomically: a full disk or a kill never leaves half a line."""

@@ -178,6 +178,14 @@ def write_mask(path: str | Path, mask: np.ndarray, original_convention: bool = F
         write_image(path, Picture(mask.astype(np.uint8) * 255))
 
 
+def rgb8(pixels: np.ndarray) -> np.ndarray:
+    """Pixels as 8-bit RGB: gray expanded, alpha dropped, 16-bit scaled down."""
+    if pixels.ndim == 2:
+        pixels = cv2.cvtColor(pixels, cv2.COLOR_GRAY2RGB)
+    pixels = pixels[:, :, :3]
+    return (pixels // 257).astype(np.uint8) if pixels.dtype == np.uint16 else pixels
+
+
 def output_suffix(source: str, out_format: str) -> str:
     """The published image's extension: the source's (``same``) or the chosen format's."""
     suffix = Path(source).suffix if out_format == "same" else f".{out_format.lstrip('.')}"

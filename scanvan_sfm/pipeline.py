@@ -1,13 +1,13 @@
 """``scanvan-sfm anonymize``: the scene-driven pipeline, one view at a time in worker processes.
 
 Orchestration only: per reconstructed view a worker loads the image, runs the core
-(``view.anonymize_frame``: segment → mask → report layers → fill → camera blur) and saves the
-results (``dataset``). Every output is written atomically, and the manifest after each view, so a
-killed run resumes where it stopped and a rerun skips views whose source and settings are
-unchanged and whose published image was filled with the mask that is there now (the manifest
+(``view.anonymize_frame``: segment → mask → report layers → fill → camera blur → thumbnail) and
+saves the results (``dataset``). Every output is written atomically, and the manifest after each
+view, so a killed run resumes where it stopped and a rerun skips views whose source and settings
+are unchanged and whose published image was filled with the mask that is there now (the manifest
 keeps that mask's digest). No output may land on a source image or among them (``guard``). The
 anonymized images are then registered into ``sfm_data_anonymized.json`` and ``.bin``, replaced
-as a pair.
+as a pair, and the review page of every view is written (``review``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import auto_mask, guard
+from . import auto_mask, guard, review
 from .atomic import remove, remove_parts
 from .camera_blur import CameraMasks
 from .dataset import Dataset, Manifest, ViewEntry, sha256_file
@@ -32,7 +32,7 @@ from .sfm import SfMData, read_scene
 from .sfm.io import images_root
 from .view import anonymize_frame
 
-STAGES = ("decode", "segment", "mask", "fill", "camera blur", "encode")
+STAGES = ("decode", "segment", "mask", "fill", "camera blur", "thumbnail", "encode")
 
 
 @dataclass
@@ -50,6 +50,7 @@ class ViewDone:
 
     outputs: dict[str, str]
     masked: float
+    detected: float   # the share of the detector's own mask
     mask_sha256: str
     seconds: dict[str, float]
     peak_rss_mb: float
@@ -125,7 +126,8 @@ class ViewWorker:
             self.settings.out_format)
         lap("encode")
         outputs = {name: self.dataset.relative(path) for name, path in (paths | published).items()}
-        return ViewDone(outputs, float(done.mask.mean()), mask_sha256, seconds, peak_rss_mb(), jpeg_whole)
+        return ViewDone(outputs, float(done.mask.mean()), float(done.automatic.mean()), mask_sha256, seconds,
+                        peak_rss_mb(), jpeg_whole)
 
 
 _worker: ViewWorker | None = None
@@ -158,6 +160,7 @@ class Run:
     first_done: float | None = None   # seconds from the start to the first finished view
     scene_json: Path | None = None
     scene_bin: Path | None = None
+    review: Path | None = None
     camera_mask: auto_mask.AutoMask | None = None   # what --camera-mask auto found
     started: float = field(default_factory=time.perf_counter)
     wall: float = 0.0
@@ -165,10 +168,11 @@ class Run:
 
 def anonymize(scene_path: Path, out: Path, settings: Settings, *, images_root_dir: Path | None = None,
               all_views: bool = False, force: bool = False, workers: int | None = None,
-              relative_root: bool = False, progress=None) -> Run:
+              relative_root: bool = False, progress=None, flag_masked_over: float = review.FLAG_MASKED_OVER) -> Run:
     """Run the pipeline over the scene's views; see the module docstring. ``progress(done, total)``
     hears of every finished view; ``relative_root``: the registered scene's root_path is relative
-    (see ``Dataset.save_registered``)."""
+    (see ``Dataset.save_registered``); the review page flags the views more masked than
+    ``flag_masked_over``."""
     run = Run()
     scene = read_scene(scene_path)
     root = images_root(scene, scene_path, images_root_dir)
@@ -194,6 +198,7 @@ def anonymize(scene_path: Path, out: Path, settings: Settings, *, images_root_di
     outputs = {k: manifest.views[str(k)].outputs["output"] for k in selected
                if str(k) in manifest.views and manifest.views[str(k)].status == "done"}
     run.scene_json, run.scene_bin = dataset.save_registered(scene, outputs, relative_root)
+    run.review = dataset.save_review(review.page(manifest, flag_over=flag_masked_over))
     run.wall = time.perf_counter() - run.started
     return run
 
@@ -268,7 +273,7 @@ def _record(outcome: Outcome, manifest: Manifest, run: Run, dataset: Dataset) ->
     for old in set(entry.outputs.values()) - set(done.outputs.values()):
         remove(dataset.anonymization / old)  # another format's image would keep what a report hid
     entry.status, entry.reason, entry.outputs = "done", None, done.outputs
-    entry.masked_share, entry.mask_sha256 = done.masked, done.mask_sha256
+    entry.masked_share, entry.detected_share, entry.mask_sha256 = done.masked, done.detected, done.mask_sha256
     entry.settings_digest = manifest.settings_digest
     run.done.append(view_id)
     run.masked.append(done.masked)

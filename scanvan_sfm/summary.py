@@ -108,6 +108,7 @@ def summarize_anonymize(scene, run) -> None:
         console.print(table("time per stage (seconds, all workers)", STAGES,
                             [f"{run.seconds.get(stage, 0.0):.2f}" for stage in STAGES]))
     say(f"registered scene: {run.scene_json} and {run.scene_bin.name}")
+    say(f"review page: {run.review}")
 
 
 def camera_mask_line(found) -> str:
@@ -135,6 +136,8 @@ def summarize_apply(run, dry_run: bool) -> None:
                         [str(len(run.applied)), str(len(run.undone)), str(len(run.skipped)),
                          str(sum(c.refilled for c in run.changes)), str(run.propagated), str(len(run.failed)),
                          f"{run.seconds:.1f}"]))
+    if run.review:
+        say(f"review page: {run.review}")
 
 
 def show_scene_info(info: dict) -> None:

@@ -3,7 +3,16 @@
 import pytest
 from fastapi.testclient import TestClient
 
-from helpers import BIN_FIXTURES, GPS_SCENE, JSON_FIXTURES, OPENMVG, WITHOUT_SHARED, cli
+from helpers import (
+    BIN_FIXTURES,
+    CHROMIUM_ARGS,
+    GPS_SCENE,
+    JSON_FIXTURES,
+    OPENMVG,
+    WITHOUT_SHARED,
+    cli,
+    install_chromium,
+)
 from scanvan_sfm import npm
 from scanvan_sfm.reports.app import create_app
 from scanvan_sfm.reports.viewer import pins
@@ -22,6 +31,18 @@ def anonymized(tmp_path_factory):
     result = cli("anonymize", GPS_SCENE, "--out", out)
     assert result.returncode == 0, result.stderr
     return out
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, headless, driven by Playwright (installed with apt-get when missing)."""
+    from playwright.sync_api import sync_playwright
+
+    executable = install_chromium()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(executable), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
 
 
 @pytest.fixture

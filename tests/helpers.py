@@ -5,6 +5,7 @@ skipped, with the reason, where that folder is missing; the others run anyway.""
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,6 +37,25 @@ POSED = {
 #: it loads calls ``pytest.skip(WITHOUT_SHARED, allow_module_level=True)`` first.
 WITHOUT_SHARED = f"needs the shared test data, missing here: {SHARED}"
 needs_shared = pytest.mark.skipif(not OPENMVG.is_dir(), reason=WITHOUT_SHARED)
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = PROJECT / "out" / "screenshots"  # the browser tests' screenshots
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-quic"]
+
+
+def install_chromium() -> Path:
+    """Debian's chromium, installed here when missing (CI runs as root)."""
+    if not CHROMIUM.exists() and os.geteuid() == 0 and shutil.which("apt-get"):
+        env = os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"], check=True,
+                       env=env, capture_output=True)
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium is not installed and cannot be installed here (apt-get as root)")
+    return CHROMIUM
 
 
 def fixture_id(path: Path) -> str:

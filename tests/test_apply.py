@@ -5,7 +5,9 @@ keeping the reported regions."""
 from __future__ import annotations
 
 import math
+import re
 import shutil
+from html import unescape
 
 import numpy as np
 import orjson
@@ -13,7 +15,7 @@ import pytest
 
 from helpers import GPS_SCENE as SCENE
 from helpers import cli, needs_shared, registered_scenes, tree_hashes
-from scanvan_sfm.images import read_mask
+from scanvan_sfm.images import read_image, read_mask
 from scanvan_sfm.reports.models import ReportIn, Status
 from scanvan_sfm.reports.store import ReportStore
 from scanvan_sfm.sfm import read_scene, validate_scene
@@ -256,20 +258,45 @@ def test_a_failed_view_is_retried_on_the_next_apply(out, tmp_path):
     parked = original.rename(tmp_path / "parked.JPG")  # the original is gone for now
     feed = tmp_path / "feed.json"
     write_feed(feed, (5, box(2000, 1300, 80, 80)))
+    thumbnail = out / "anonymization" / "review" / f"{KEYS[5]}.jpg"
+    before = thumbnail.read_bytes()
     failed = cli("reports", "apply", "--scene", SCENE, "--out", out, "--feed", feed)
     assert failed.returncode == 1 and "the next apply tries again" in failed.stderr
     applied = out / "anonymization" / "reports" / "applied.json"
     assert not applied.exists() or not orjson.loads(applied.read_bytes())["reports"]
+    card = review_card(out, 5)  # flagged with the reason, the image published before still shown
+    assert card["data-flags"] == "failed" and f"No such file or directory: '{KEYS[5]}.JPG'" in card["text"]
+    assert str(original.parent) not in card["text"] and thumbnail.read_bytes() == before
     parked.rename(original)
     retried = cli("reports", "apply", "--scene", SCENE, "--out", out, "--feed", feed)
     assert retried.returncode == 0, retried.stderr
     assert len(orjson.loads(applied.read_bytes())["reports"]) == 1 and masks(out, 5)[1260:1340, 1960:2040].all()
+    card, entry = review_card(out, 5), orjson.loads(manifest_path.read_bytes())["views"]["5"]
+    assert card["data-flags"] == "" and float(card["data-masked"]) == entry["masked_share"]
+    ring = magenta(read_image(thumbnail).pixels)  # the new mask's outline, around the reported box
+    assert ring[72:83, 113:125].any() and not ring[76:79, 118:121].any()
+
+
+def review_card(out, view: int) -> dict:
+    """A view's card on the review page: its attributes and its text."""
+    page = (out / "anonymization" / "review.html").read_text()
+    card = re.search(rf'<figure ([^>]*data-view="{view}"[^>]*)>(.*?)</figure>', page)
+    assert card is not None
+    return dict(re.findall(r'(data-[a-z]+)="([^"]*)"', card[1])) | {"text": unescape(re.sub(r"<[^>]+>", "", card[2]))}
+
+
+def magenta(pixels: np.ndarray) -> np.ndarray:
+    """Where a JPEG thumbnail shows the mask outline (``view.OUTLINE``)."""
+    red, green, blue = (pixels[:, :, c].astype(int) for c in range(3))
+    return (red - green > 100) & (blue - green > 100)
 
 
 def published(out) -> dict:
-    """What an apply decides: masks, images, registered scene, and the manifest's view entries."""
+    """What an apply decides: masks, images and their thumbnails, registered scene, review page, and
+    the manifest's view entries."""
     anonymization = out / "anonymization"
-    files = {p: h for p, h in tree_hashes(anonymization).items() if p.parts[0] in ("masks", "blur")}
+    files = {p: h for p, h in tree_hashes(anonymization).items()
+             if p.parts[0] in ("masks", "blur", "review") or p.name == "review.html"}
     views = orjson.loads((anonymization / "manifest.json").read_bytes())["views"]
     return files | registered_scenes(out) | {f"view {k}": (v["masked_share"], v.get("mask_sha256"), v["outputs"])
                                             for k, v in views.items()}

@@ -8,18 +8,14 @@ Screenshots of each page go to ``out/screenshots/``.
 from __future__ import annotations
 
 import math
-import os
-import shutil
-import subprocess
 import threading
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from helpers import PROJECT, cli, inside_polygon, needs_shared, off_edges
+from helpers import PROJECT, SHOTS, cli, inside_polygon, needs_shared, off_edges
 from scanvan_sfm.images import read_mask
 from scanvan_sfm.reports.models import ReportIn
 from scanvan_sfm.reports.photo import TOLERANCE
@@ -30,35 +26,6 @@ from scanvan_sfm.sfm.cameras import project_camera
 from service_helpers import TOKEN, LiveServer, config
 
 pytestmark = needs_shared
-
-CHROMIUM = Path("/usr/bin/chromium")
-SHOTS = PROJECT / "out" / "screenshots"
-ARGS = ["--no-sandbox", "--disable-gpu", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
-        "--disable-quic"]
-
-
-def install_chromium() -> Path:
-    """Debian's chromium, installed here when missing (CI runs as root)."""
-    if not CHROMIUM.exists() and os.geteuid() == 0 and shutil.which("apt-get"):
-        env = os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, capture_output=True)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"], check=True,
-                       env=env, capture_output=True)
-    if not CHROMIUM.exists():
-        pytest.fail("Debian's chromium is not installed and cannot be installed here (apt-get as root)")
-    return CHROMIUM
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    executable = install_chromium()
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(executable), args=ARGS)
-        yield browser
-        browser.close()
 
 
 def expected_angles(dx: float, dy: float, height: float, vfov: float, yaw: float, pitch: float) -> tuple[float, float]:

@@ -47,6 +47,7 @@ def test_lund_reconstructed_views_only(lund_run):
     assert "views 10" in result.stderr  # the unposed view is listed as left out
     assert "camera mask" not in result.stderr and not (out / "anonymization" / "camera_mask.png").exists()  # pinhole
     assert views["0"]["outputs"]["output"] == "blur/01.jpg" and views["0"]["source"] == "01.jpg"
+    assert views["0"]["outputs"]["thumbnail"] == "review/01.jpg"
     for view in views.values():
         for path in view["outputs"].values():
             assert (out / "anonymization" / path).is_file()
@@ -130,6 +131,7 @@ def test_relative_root_is_found_only_from_inside_anonymization_and_moves_with_th
 def test_second_run_does_no_image_work(lund_run):
     out, _, _ = lund_run
     before = {p: p.stat().st_mtime_ns for p in (out / "anonymization").rglob("*") if p.suffix in (".jpg", ".png")}
+    assert len([p for p in before if p.parent.name == "review"]) == 10  # the thumbnails are kept too
     result = cli("anonymize", OPENMVG / "lund" / "sfm_data.bin", "--out", out)
     assert result.returncode == 0
     assert {p: p.stat().st_mtime_ns for p in before} == before
@@ -196,7 +198,9 @@ def test_killed_run_resumes_to_the_same_outputs(tmp_path):
     assert not list((out / "anonymization").rglob(".*.part"))
     ours, theirs = tree_hashes(out / "anonymization"), tree_hashes(reference / "anonymization")
     images = [p for p in theirs if p.suffix in (".jpg", ".png")]
-    assert images and all(ours[p] == theirs[p] for p in images)
+    assert images and all(ours[p] == theirs[p] for p in images)  # thumbnails included: never apart from their image
+    assert len([p for p in images if p.parts[0] == "review"]) == 10
+    assert ours[Path("review.html")] == theirs[Path("review.html")]
     for key in range(10):
         name = f"{key + 1:02d}-mask.png"
         assert np.array_equal(read_mask(out / "anonymization" / "masks" / name),
@@ -207,10 +211,11 @@ def test_force_redoes_and_all_views_includes_the_unposed(tmp_path):
     out = tmp_path / "out"
     scene = OPENMVG / "lund" / "sfm_data.bin"
     assert cli("anonymize", scene, "--out", out).returncode == 0
-    mask = out / "anonymization" / "masks" / "01-mask.png"
+    mask, thumbnail = out / "anonymization" / "masks" / "01-mask.png", out / "anonymization" / "review" / "01.jpg"
     before = mask.stat().st_mtime_ns
     assert cli("anonymize", scene, "--out", out).returncode == 0 and mask.stat().st_mtime_ns == before
     assert cli("anonymize", scene, "--out", out, "--force").returncode == 0 and mask.stat().st_mtime_ns > before
+    assert thumbnail.stat().st_mtime_ns > before  # made again with its image
     everything = cli("anonymize", scene, "--out", out, "--all-views")
     assert everything.returncode == 0, everything.stderr
     views = _manifest(out)["views"]

@@ -14,7 +14,8 @@ out again on the next apply. ``audit.jsonl`` gets a line per changed view.
 An interrupted apply is finished by the next one: the ledger is written last, so its reports are
 applied again; a view is re-filled whenever its mask differs from the one its published image was
 filled with (the manifest keeps that mask's digest, written after the images); the manifest, the
-registered scene and the store are brought up to date before the ledger.
+registered scene and the store are brought up to date before the ledger. The review page comes
+after it, on every apply (one killed before it is mended by the next, which has nothing else to do).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import guard
+from .. import guard, review
 from ..atomic import remove_parts
 from ..camera_blur import CameraMasks
 from ..dataset import AppliedReport, Dataset, Ledger, Manifest, Region, ViewEntry, sha256_file
@@ -78,6 +79,7 @@ class ApplyRun:
     changes: list[ViewChange] = field(default_factory=list)
     seconds: float = 0.0
     touched: dict[str, set[int]] = field(default_factory=dict)   # report → the views it changes
+    review: Path | None = None
 
     @property
     def failed(self) -> list[ViewChange]:
@@ -97,7 +99,8 @@ class Context:
 
 
 def apply_reports(scene_path: Path, out: Path, *, db: Path | None = None, feed: Path | None = None,
-                  propagate_reports: bool = False, dry_run: bool = False) -> ApplyRun:
+                  propagate_reports: bool = False, dry_run: bool = False,
+                  flag_masked_over: float = review.FLAG_MASKED_OVER) -> ApplyRun:
     started = time.perf_counter()
     context = _open(scene_path, out, db, feed, dry_run)
     run = ApplyRun(datetime.now(UTC).strftime("apply-%Y%m%dT%H%M%S.%fZ"))
@@ -113,6 +116,9 @@ def apply_reports(scene_path: Path, out: Path, *, db: Path | None = None, feed: 
         _retry_failed(run, context.ledger.reports, undone)
         if not dry_run:
             _save(context, run, keys)
+    if not dry_run:
+        failures = {c.view_id: c.error for c in run.failed}
+        run.review = context.dataset.save_review(review.page(context.manifest, failures, flag_masked_over))
     run.seconds = time.perf_counter() - started
     return run
 

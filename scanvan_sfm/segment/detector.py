@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..images import rgb8
 from ..rig import no_data_rows
 from .base import Detection, Segmentation, Stamp, maps_from_detections
 from .classes import DEFAULT_CLASSES, chosen, shifts
@@ -72,7 +73,7 @@ class TiledDetector:
 
     def segment(self, image: np.ndarray, panorama: bool, camera: np.ndarray | None = None) -> Segmentation:
         """Probability maps and boxes for an RGB image; ``camera`` marks pixels not to look at."""
-        rgb = _rgb8(image)
+        rgb = rgb8(image)
         height, width = rgb.shape[:2]
         valid = _has_data(rgb) if camera is None else _has_data(rgb) & ~camera
         views = (panorama_views(width, height, valid, self.plan, self.input_size) if panorama
@@ -175,13 +176,6 @@ def _camera_car(d: Detection, width: int, panorama: bool, camera: np.ndarray | N
     cols = np.arange(int(d.x0), int(np.ceil(d.x1))) % width
     rows = camera[max(int(d.y0), 0):int(np.ceil(d.y1))]
     return rows.size > 0 and rows[:, cols].mean() >= MAX_IN_CAMERA
-
-
-def _rgb8(image: np.ndarray) -> np.ndarray:
-    if image.ndim == 2:
-        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-    image = image[:, :, :3]
-    return (image // 257).astype(np.uint8) if image.dtype == np.uint16 else image
 
 
 def _has_data(rgb: np.ndarray) -> np.ndarray:
