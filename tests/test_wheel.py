@@ -21,12 +21,10 @@ import zipfile
 import orjson
 import pytest
 
-import test_browser
 from helpers import GPS_SCENE, PROJECT, needs_shared
 
 pytestmark = needs_shared
 
-browser = test_browser.browser  # Debian's Chromium, as the browser tests drive it
 TOKEN = "wheel-moderator-token-0123456789"
 
 
