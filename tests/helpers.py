@@ -4,11 +4,13 @@ The real openMVG outputs live in ../shared (read-only, present in CI). A test th
 skipped, with the reason, where that folder is missing; the others run anyway."""
 
 import hashlib
+import math
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import pytest
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -18,6 +20,8 @@ SCENES = ("360_flat_gps", "lund", "sceaux_castle")
 JSON_FIXTURES = sorted(OPENMVG.glob("*/*.json"))
 BIN_FIXTURES = sorted(OPENMVG.glob("*/sfm_data.bin"))
 GPS_SCENE = OPENMVG / "360_flat_gps" / "sfm_data_bin.json"  # 8 posed panoramas, the service's scene
+GPS_SIZE = (5376, 2688)
+GPS_KEYS = {v: f"R00102{10 + v}" for v in range(8)}   # its views' image names, without extension
 
 #: Posed views per fixture README: (reconstructed view ids, unreconstructed view ids).
 POSED = {
@@ -53,3 +57,17 @@ def tree_hashes(folder: Path) -> dict:
     """The SHA-256 of every file below ``folder``, by its path relative to it."""
     return {p.relative_to(folder): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def box(cx: float, cy: float, half_w: float, half_h: float) -> list[dict]:
+    """A pixel box of a 360_flat_gps view as feed corners (pitch, yaw)."""
+    width, height = GPS_SIZE
+    corners = [(cx - half_w, cy - half_h), (cx + half_w, cy - half_h), (cx + half_w, cy + half_h),
+               (cx - half_w, cy + half_h)]
+    return [{"pitch": y * math.pi / height, "yaw": (x % width) * 2 * math.pi / width} for x, y in corners]
+
+
+def write_feed(path, *entries) -> None:
+    """A report feed in the original format: ``(view id, corners)`` entries of 360_flat_gps."""
+    path.write_bytes(orjson.dumps([{"filepath": f"{GPS_KEYS[v]}.JPG", "viewpointId": v, "pitchYawOrders": p}
+                                   for v, p in entries]))
