@@ -33,6 +33,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 from distributed.scheduler import KilledWorker
 
 from . import __version__
+from .atomic import PART_SUFFIX
 from .errors import InputError
 from .failures import reason
 from .runner import WORKER_MALLOC, Outcome, Setup, attempt, failed
@@ -53,6 +54,7 @@ SHARED = "the images and --out must be on a file system every worker sees at the
 
 def batch_size(views: int, workers: int) -> int:
     """Views per task for ``views`` views on ``workers`` workers (see the constants)."""
+    workers = max(workers, 1)
     wanted = math.ceil(workers / WORKERS_PER_BATCHED_VIEW)
     return max(1, min(wanted, MAX_BATCH, views // (workers * BATCHES_PER_WORKER)))
 
@@ -92,7 +94,7 @@ class DaskCluster:
         (so it sees the same folder, not one of its own), and writes and removes its own file
         there; and runs this version of the package. The first problem, in one line."""
         token = secrets.token_hex(8)
-        probe = folder / f".probe-{token}"
+        probe = folder / f".probe-{token}{PART_SUFFIX}"   # a killed run's is removed by the next one
         probe.write_text(token)
         try:
             answers = self.client.run(_probe, source, str(folder), probe.name, token, __version__, on_error="return")
@@ -217,7 +219,7 @@ def _probe(source: str, folder: str, probe: str, token: str, version: str) -> st
         seen = False
     if not seen:
         return f"does not see the output folder {folder} this client writes in ({SHARED})"
-    mine = os.path.join(folder, f"{probe}-{os.getpid()}")
+    mine = os.path.join(folder, f".probe-{token}-{os.getpid()}{PART_SUFFIX}")
     try:
         with open(mine, "x") as f:
             f.write(token)

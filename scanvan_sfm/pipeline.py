@@ -81,7 +81,7 @@ class ViewWorker:
     def __init__(self, settings: Settings, out: str, sources: guard.SourceGuard):
         from .segment import get_segmenter
         guard.install(sources)
-        self.settings, self.dataset = settings, Dataset(out)
+        self.settings, self.dataset, self.sources = settings, Dataset(out), sources
         self.error = ""
         try:
             self.segmenter = get_segmenter(settings.model, Path(settings.model_dir) if settings.model_dir else None,
@@ -95,6 +95,7 @@ class ViewWorker:
         """Load → core → save, timing each stage."""
         if self.error:
             raise InputError(self.error)
+        guard.install(self.sources)  # again: a Dask worker may serve other runs in between
         if str(task.view_id) in os.environ.get("SCANVAN_TEST_KILL_VIEWS", "").split(","):
             os._exit(137)  # test-only: a worker that dies on this view (see tests/test_safety.py)
         seconds: dict[str, float] = {}

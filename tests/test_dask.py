@@ -99,7 +99,7 @@ def test_reports_apply_on_the_cluster_refills_as_a_local_apply(cluster, cluster_
             (("local", anonymized), ("clustered", cluster_run[0]))}
     local = cli("reports", "apply", "--scene", GPS_SCENE, "--out", outs["local"], "--feed", feed, "--propagate")
     clustered = cli("reports", "apply", "--scene", GPS_SCENE, "--out", outs["clustered"], "--feed", feed, "--propagate",
-                    env={"SCANVAN_SCHEDULER": cluster.address})
+                    env={"SCANVAN_SCHEDULER": cluster.address, "COLUMNS": "200"})  # the table's worker column whole
     assert local.returncode == 0 and clustered.returncode == 0, clustered.stderr
     ours, theirs = published(outs["clustered"]), published(outs["local"])
     assert ours == theirs and ours != published(anonymized)   # views re-filled, the same bytes

@@ -113,7 +113,8 @@ class Refill:
 
 def apply_reports(scene_path: Path, out: Path, *, db: Path | None = None, feed: Path | None = None,
                   propagate_reports: bool = False, dry_run: bool = False, pool: Pool | None = None) -> ApplyRun:
-    """See the module docstring; the views are re-filled on ``pool`` (default: this process)."""
+    """See the module docstring; the views are re-filled on ``pool`` (default, and for a dry run:
+    this process)."""
     started = time.perf_counter()
     context = _open(scene_path, out, db, feed, dry_run)
     run = ApplyRun(datetime.now(UTC).strftime("apply-%Y%m%dT%H%M%S.%fZ"))
@@ -124,7 +125,7 @@ def apply_reports(scene_path: Path, out: Path, *, db: Path | None = None, feed: 
         keys = Dataset.output_keys({int(k): e.source for k, e in context.manifest.views.items()})
         run.changes = [ViewChange(v, [], 0.0, 0.0, False, "not in the manifest") for v in affected if v not in keys]
         refills = [_refill_of(context, keys[v], v) for v in sorted(affected) if v in keys]
-        _update_views(context, run, refills, settings, dry_run, pool or InProcess())
+        _update_views(context, run, refills, settings, dry_run, InProcess() if dry_run or pool is None else pool)
         _retry_failed(run, context.ledger.reports, undone)
         if not dry_run:
             _save(context, run, keys)
@@ -276,14 +277,14 @@ class ViewRefiller:
     """A worker's state for apply: the settings, the output folder and the camera masks, loaded once."""
 
     def __init__(self, settings: Settings, out: str, sources: guard.SourceGuard, dry_run: bool):
-        guard.install(sources)
-        self.settings, self.dataset, self.dry_run = settings, Dataset(out), dry_run
+        self.settings, self.dataset, self.sources, self.dry_run = settings, Dataset(out), sources, dry_run
         self.cameras = CameraMasks(settings.camera_mask, settings.camera_look) if settings.camera_mask else None
 
     def process(self, refill: Refill) -> tuple[ViewChange, ViewEntry]:
         """Draw the view's layers from the report regions; re-fill it from the original when its
         mask changes, or when its published image was filled with another mask (an interrupted
         run). Order: kept automatic mask and layers → mask and images → empty layers removed."""
+        guard.install(self.sources)  # a Dask worker may serve other runs in between
         dataset, key, entry = self.dataset, refill.key, refill.entry
         current = dataset.load_mask(key)
         layers = _layers(refill.regions, current.shape[1], current.shape[0])
