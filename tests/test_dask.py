@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import orjson
 import pytest
@@ -179,6 +180,44 @@ def test_a_view_that_kills_its_workers_is_retried_alone_and_fails_alone(cluster,
     assert max(len(group) for group in heard) >= 2   # batches: the scheduler saw 8 tasks, not 16
     assert all(o.worker.startswith("tcp://127.0.0.1:") for o in outcomes.values() if o.item != 6)
     cluster.client.wait_for_workers(2, timeout=120)
+
+
+class Marks:
+    """A worker state that takes a second an item and leaves a mark of each in ``folder``."""
+
+    def __init__(self, folder: str):
+        self.folder = Path(folder)
+
+    def process(self, n: int) -> int:
+        time.sleep(1)
+        (self.folder / str(n)).touch()
+        return n
+
+
+def test_a_newer_run_on_the_same_folder_stops_the_batches_of_a_killed_client(cluster, tmp_path):
+    """Dask cannot stop a running task: the batch of a killed client goes on until a newer run
+    on the same folder takes the workers over, and then stops before its next item."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    run = (f"from scanvan_sfm.cluster import DaskCluster; from scanvan_sfm.runner import Setup; "
+           f"from test_dask import Marks; DaskCluster({cluster.address!r}, batch=8).run("
+           f"list(range(8)), Setup(Marks, ({str(marks)!r},), scope={str(marks)!r}), print)")
+    path = os.pathsep.join([str(PROJECT), str(PROJECT / "tests")])
+    client = subprocess.Popen([sys.executable, "-c", run], env=os.environ | {"PYTHONPATH": path},
+                              start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while not (marks / "0").exists() and time.time() < deadline:
+            time.sleep(0.05)
+    finally:
+        os.killpg(client.pid, signal.SIGKILL)
+        client.wait()
+    heard: list = []
+    with DaskCluster(cluster.address) as dask:
+        dask.run([100], Setup(Marks, (str(marks),), scope=str(marks)), heard.append)
+    time.sleep(8)  # as long as the old batch would still run
+    assert [o.value for group in heard for o in group] == [100]
+    assert (marks / "0").exists() and len(list(marks.iterdir())) < 8 + 1
 
 
 def free_port() -> int:
