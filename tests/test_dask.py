@@ -214,10 +214,13 @@ def test_a_newer_run_on_the_same_folder_stops_the_batches_of_a_killed_client(clu
         client.wait()
     heard: list = []
     with DaskCluster(cluster.address) as dask:
-        dask.run([100], Setup(Marks, (str(marks),), scope=str(marks)), heard.append)
-    time.sleep(8)  # as long as the old batch would still run
-    assert [o.value for group in heard for o in group] == [100]
-    assert (marks / "0").exists() and len(list(marks.iterdir())) < 8 + 1
+        dask.run(list(range(100, 106)), Setup(Marks, (str(marks),), scope=str(marks)), heard.append)
+    assert sorted(o.value for group in heard for o in group) == list(range(100, 106))
+    times = {int(p.name): p.stat().st_mtime for p in marks.iterdir()}
+    old = [t for n, t in times.items() if n < 100]
+    # the old batch ended with the item it was doing when the newer run came, a second at most,
+    # before the newer run's first item was done; without the check it would go on through the run
+    assert 1 <= len(old) < 8 and max(old) < min(t for n, t in times.items() if n >= 100) + 0.5
 
 
 def free_port() -> int:
