@@ -31,6 +31,22 @@ from scanvan_sfm.sfm.synthetic import synthetic_scene
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "images"
 
 
+def street_scene(folder: Path, panoramas: int) -> Path:
+    """``folder/sfm_data.json``: ``panoramas`` spherical views along a street, their images the
+    shared Amsterdam panoramas at 6016×3008 (``folder/src<i>.jpg``) under distinct names."""
+    (folder / "images").mkdir()
+    sources = sorted(SHARED.glob("ams_*.jpg"))
+    for i, source in enumerate(sources):
+        pano = cv2.resize(read_image(source).pixels, (6016, 3008), interpolation=cv2.INTER_AREA)
+        write_image(folder / f"src{i}.jpg", Picture(pano))
+    scene = synthetic_scene(panoramas, 2000, width=6016, height=3008)
+    for view in scene.views.values():
+        source = folder / f"src{view.id_view % len(sources)}.jpg"
+        (folder / "images" / view.filename).write_bytes(source.read_bytes())
+    write_scene(scene, folder / "sfm_data.json")
+    return folder / "sfm_data.json"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--panoramas", type=int, default=40)
@@ -38,22 +54,13 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        (folder / "images").mkdir()
-        sources = sorted(SHARED.glob("ams_*.jpg"))
-        for i, source in enumerate(sources):
-            pano = cv2.resize(read_image(source).pixels, (6016, 3008), interpolation=cv2.INTER_AREA)
-            write_image(folder / f"src{i}.jpg", Picture(pano))
-        scene = synthetic_scene(args.panoramas, 2000, width=6016, height=3008)
-        for view in scene.views.values():
-            source = folder / f"src{view.id_view % len(sources)}.jpg"
-            (folder / "images" / view.filename).write_bytes(source.read_bytes())
-        write_scene(scene, folder / "sfm_data.json")
+        street_scene(folder, args.panoramas)
         start = time.perf_counter()
         decoded = read_image(folder / "src0.jpg")
         write_image(folder / "floor.jpg", decoded)
         floor = time.perf_counter() - start
         run = anonymize(folder / "sfm_data.json", folder / "out", Settings(), workers=args.workers)
-        misses = recall_misses(folder / "out", sources)
+        misses = recall_misses(folder / "out", sorted(SHARED.glob("ams_*.jpg")))
     done = len(run.done)
     steady = run.wall - (run.first_done or 0.0)
     print(f"{done} panoramas 6016×3008, {args.workers} workers; failed: {len(run.failed)}")

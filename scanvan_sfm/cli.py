@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -18,7 +20,7 @@ from .errors import InputError
 from .masks import GuardedSettings
 from .pipeline import anonymize
 from .review import FLAG_MASKED_OVER
-from .runner import run_each
+from .runner import InProcess, LocalPool, Pool, run_each
 from .segment import CLASS_NAMES
 from .settings import AUTO, Settings, check_choice, check_classes
 from .sfm import Parts, convert_scene, read_scene, validate_scene
@@ -121,6 +123,27 @@ Silhouettes = Annotated[str, typer.Option(
     help="Person shapes: selfie (default), rvm, or none (boxes). Box detectors only.")]
 
 
+Scheduler = Annotated[str | None, typer.Option(
+    envvar=["SCANVAN_SCHEDULER", "DASK_SCHEDULER_ADDRESS"], show_default=False,
+    help="Run the views on this Dask scheduler (tcp://HOST:8786), whose workers see the images and --out "
+         "at the same paths (default: on this machine).")]
+
+
+@contextmanager
+def _pool(scheduler: str | None, local: Pool) -> Iterator[Pool]:
+    """Where the views run: on the Dask cluster of ``scheduler``, or ``local``ly."""
+    if not scheduler:
+        yield local
+        return
+    try:
+        from .cluster import DaskCluster
+    except ImportError as exc:
+        raise InputError(f"--scheduler needs the [dask] extra ({exc.name} is missing): "
+                         "pip install 'scanvan-sfm[dask]'") from None
+    with DaskCluster(scheduler) as cluster:
+        yield cluster
+
+
 def _names(listed: str) -> tuple[str, ...]:
     """A comma-separated option as a tuple of names."""
     return tuple(name.strip() for name in listed.split(",") if name.strip())
@@ -177,6 +200,7 @@ def anonymize_command(
         help="Write the registered scene's root_path relative (blur), for a tree that can be moved: openMVG's "
              "tools then find the images only when run from inside anonymization/. Default: absolute.")] = False,
     flag_masked_over: FlagMaskedOver = FLAG_MASKED_OVER * 100,
+    scheduler: Scheduler = None,
 ) -> None:
     """The main job: anonymize the scene's reconstructed views and register them in a new scene."""
     settings = Settings.checked({"model": model, "model_dir": str(model_dir) if model_dir else None,
@@ -187,9 +211,9 @@ def anonymize_command(
     if settings.camera_mask not in (None, AUTO):
         settings = settings.model_copy(update={"camera_mask_sha256": sha256_file(Path(settings.camera_mask)),
                                                "camera_look_sha256": sha256_file(camera_look) if camera_look else None})
-    with progress_bar("anonymizing") as update:
+    with _pool(scheduler, LocalPool(workers)) as pool, progress_bar("anonymizing") as update:
         run = anonymize(scene, out or scene.parent, settings, images_root_dir=images_root_dir,
-                        all_views=all_views, force=force, workers=workers, relative_root=relative_root,
+                        all_views=all_views, force=force, workers=workers, pool=pool, relative_root=relative_root,
                         progress=update, flag_masked_over=flag_masked_over / 100)
     summarize_anonymize(scene, run)
     raise typer.Exit(1 if run.failed else 0)
@@ -439,12 +463,14 @@ def reports_apply(
     propagate: Annotated[bool, typer.Option(help="Carry reports to the views that see the same landmarks.")] = False,
     dry_run: Annotated[bool, typer.Option(help="Show what would change; write nothing.")] = False,
     flag_masked_over: FlagMaskedOver = FLAG_MASKED_OVER * 100,
+    scheduler: Scheduler = None,
 ) -> None:
     """Accepted reports into the mask layers; affected views re-filled from the originals."""
     from .reports.apply import apply_reports
 
-    run = apply_reports(scene, out, db=db, feed=feed, propagate_reports=propagate, dry_run=dry_run,
-                        flag_masked_over=flag_masked_over / 100)
+    with _pool(scheduler, InProcess()) as pool:
+        run = apply_reports(scene, out, db=db, feed=feed, propagate_reports=propagate, dry_run=dry_run, pool=pool,
+                            flag_masked_over=flag_masked_over / 100)
     summarize_apply(run, dry_run)
     raise typer.Exit(1 if run.failed else 0)
 

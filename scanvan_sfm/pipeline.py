@@ -1,4 +1,5 @@
-"""``scanvan-sfm anonymize``: the scene-driven pipeline, one view at a time in worker processes.
+"""``scanvan-sfm anonymize``: the scene-driven pipeline, one view at a time in worker processes
+(``runner.LocalPool``) or on a Dask cluster (``cluster.DaskCluster``).
 
 Orchestration only: per reconstructed view a worker loads the image, runs the core
 (``view.anonymize_frame``: segment → mask → report layers → fill → camera blur → thumbnail) and
@@ -7,7 +8,8 @@ view, so a killed run resumes where it stopped and a rerun skips views whose sou
 are unchanged and whose published image was filled with the mask that is there now (the manifest
 keeps that mask's digest). No output may land on a source image or among them (``guard``). The
 anonymized images are then registered into ``sfm_data_anonymized.json`` and ``.bin``, replaced
-as a pair, and the review page of every view is written (``review``).
+as a pair, and the review page of every view is written (``review``). Only this process writes
+the manifest, the registered scene and the review page, whichever workers run the views.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from .errors import InputError
 from .failures import EXPECTED_ERRORS, reason
 from .images import read_image
 from .masks import LAYERS
-from .runner import Outcome, run_each
+from .runner import LocalPool, Outcome, Pool, Setup
 from .settings import Settings
 from .sfm import SfMData, read_scene
 from .sfm.io import images_root
@@ -75,12 +77,12 @@ def _release_free_memory() -> None:
 # ------------------------------------------------------------------------------- worker side
 
 class ViewWorker:
-    """A worker process's state: the settings, the output folder and the model, loaded once."""
+    """A worker's state: the settings, the output folder and the model, loaded once."""
 
     def __init__(self, settings: Settings, out: str, sources: guard.SourceGuard):
         from .segment import get_segmenter
         guard.install(sources)
-        self.settings, self.dataset = settings, Dataset(out)
+        self.settings, self.dataset, self.sources = settings, Dataset(out), sources
         self.error = ""
         try:
             self.segmenter = get_segmenter(settings.model, Path(settings.model_dir) if settings.model_dir else None,
@@ -94,6 +96,7 @@ class ViewWorker:
         """Load → core → save, timing each stage."""
         if self.error:
             raise InputError(self.error)
+        guard.install(self.sources)  # again: a Dask worker may serve other runs in between
         if str(task.view_id) in os.environ.get("SCANVAN_TEST_KILL_VIEWS", "").split(","):
             os._exit(137)  # test-only: a worker that dies on this view (see tests/test_safety.py)
         seconds: dict[str, float] = {}
@@ -130,20 +133,17 @@ class ViewWorker:
                         peak_rss_mb(), jpeg_whole)
 
 
-_worker: ViewWorker | None = None
-
-
-def _start_worker(settings: Settings, out: str, sources: guard.SourceGuard) -> None:
-    global _worker
-    _worker = ViewWorker(settings, out, sources)
-
-
-def _process_view(task: Task) -> ViewDone:
-    assert _worker is not None, "worker not started"
-    return _worker.process(task)
-
-
 # --------------------------------------------------------------------------------- main side
+
+@dataclass
+class WorkerShare:
+    """What one Dask worker did, for the summary."""
+
+    done: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    peak_mb: float = 0.0
+
 
 @dataclass
 class Run:
@@ -157,6 +157,7 @@ class Run:
     masked: list[float] = field(default_factory=list)
     jpeg_whole: Counter[str] = field(default_factory=Counter)  # views whose JPEG was encoded whole, by reason
     worker_peak_mb: float = 0.0
+    workers: dict[str, WorkerShare] = field(default_factory=dict)   # by Dask worker ("": local processes)
     first_done: float | None = None   # seconds from the start to the first finished view
     scene_json: Path | None = None
     scene_bin: Path | None = None
@@ -168,10 +169,12 @@ class Run:
 
 def anonymize(scene_path: Path, out: Path, settings: Settings, *, images_root_dir: Path | None = None,
               all_views: bool = False, force: bool = False, workers: int | None = None,
-              relative_root: bool = False, progress=None, flag_masked_over: float = review.FLAG_MASKED_OVER) -> Run:
-    """Run the pipeline over the scene's views; see the module docstring. ``progress(done, total)``
-    hears of every finished view; ``relative_root``: the registered scene's root_path is relative
-    (see ``Dataset.save_registered``); the review page flags the views more masked than
+              pool: Pool | None = None, relative_root: bool = False, progress=None,
+              flag_masked_over: float = review.FLAG_MASKED_OVER) -> Run:
+    """Run the pipeline over the scene's views; see the module docstring. The views run on
+    ``pool`` (default: ``workers`` local processes); ``progress(done, total)`` hears of every
+    finished view; ``relative_root``: the registered scene's root_path is relative (see
+    ``Dataset.save_registered``); the review page flags the views more masked than
     ``flag_masked_over``."""
     run = Run()
     scene = read_scene(scene_path)
@@ -183,6 +186,9 @@ def anonymize(scene_path: Path, out: Path, settings: Settings, *, images_root_di
     sources = guard.protect((scene.image_path(view, root) for view in scene.views.values()), [root])
     sources.check(dataset.anonymization)
     dataset.anonymization.mkdir(parents=True, exist_ok=True)
+    pool = pool or LocalPool(workers)
+    if seen := next((p for v in selected.values() if (p := scene.image_path(v, root)).is_file()), None):
+        pool.check_storage(str(seen), dataset.anonymization)  # a source this process sees, there too
     remove_parts(dataset.anonymization)
     settings, run.camera_mask = auto_mask.resolve(settings, scene, selected, root, dataset, workers)
     manifest = dataset.load_manifest()
@@ -194,7 +200,8 @@ def anonymize(scene_path: Path, out: Path, settings: Settings, *, images_root_di
     if progress:
         progress(0, len(tasks))
     if tasks:
-        _run_tasks(tasks, settings, dataset, manifest, run, workers, progress, sources)
+        setup = Setup(ViewWorker, (settings, str(dataset.root), sources), scope=str(dataset.root.absolute()))
+        _run_tasks(tasks, setup, dataset, manifest, run, pool, progress)
     outputs = {k: manifest.views[str(k)].outputs["output"] for k in selected
                if str(k) in manifest.views and manifest.views[str(k)].status == "done"}
     run.scene_json, run.scene_bin = dataset.save_registered(scene, outputs, relative_root)
@@ -238,31 +245,38 @@ def _unchanged(previous: ViewEntry, entry: ViewEntry, digest: str | None, datase
             and previous.mask_sha256 == sha256_file(dataset.anonymization / outputs["mask"]))
 
 
-def _run_tasks(tasks: list[Task], settings: Settings, dataset: Dataset, manifest: Manifest, run: Run,
-               workers: int | None, progress, sources: guard.SourceGuard) -> None:
+def _run_tasks(tasks: list[Task], setup: Setup, dataset: Dataset, manifest: Manifest, run: Run, pool: Pool,
+               progress) -> None:
+    """The views on the pool; the manifest is saved once per group of outcomes it reports (one
+    view locally, the views that ended together on a cluster)."""
     finished = 0
 
-    def record(outcome: Outcome) -> None:
+    def record(outcomes: list[Outcome]) -> None:
         nonlocal finished
-        finished += 1
-        _record(outcome, manifest, run, dataset)
+        finished += len(outcomes)
+        for outcome in outcomes:
+            _record(outcome, manifest, run, dataset)
         dataset.save_manifest(manifest)
         if progress:
             progress(finished, len(tasks))
 
-    run_each(tasks, _process_view, workers, processes=True, initializer=_start_worker,
-             initargs=(settings, str(dataset.root), sources), on_outcome=record)
+    pool.run(tasks, setup, record)
 
 
 def _record(outcome: Outcome, manifest: Manifest, run: Run, dataset: Dataset) -> None:
     """A view's outcome into its manifest entry and the run's figures."""
     view_id = outcome.item.view_id
     entry = manifest.views[str(view_id)]
+    share = run.workers.setdefault(outcome.worker, WorkerShare())
     if not outcome.ok:
         entry.status, entry.reason = "failed", outcome.reason
         run.failed[view_id] = outcome.reason
+        share.failed += 1
         return
     done: ViewDone = outcome.value
+    share.done += 1
+    share.seconds += sum(done.seconds.values())
+    share.peak_mb = max(share.peak_mb, done.peak_rss_mb)
     run.worker_peak_mb = max(run.worker_peak_mb, done.peak_rss_mb)
     if done.jpeg_whole:
         run.jpeg_whole[done.jpeg_whole] += 1

@@ -6,6 +6,10 @@ serve the pipeline. Either way one failure policy holds: an expected error
 A worker process that dies (killed, out of memory) does not stop the batch: the pool is rebuilt,
 the items it took down are tried once more one at a time, so the one that kills its worker again
 fails alone.
+
+``Pool`` is what ``anonymize`` and ``reports apply`` hand their views to: worker processes here
+(``LocalPool``), this process (``InProcess``) or an existing Dask cluster (``cluster.DaskCluster``);
+each builds its per-worker state once (``Setup``) and reports outcomes as they come.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from .failures import EXPECTED_ERRORS, reason
 
@@ -35,6 +40,68 @@ class Outcome:
     ok: bool
     reason: str = ""
     value: Any = None
+    worker: str = ""       # the Dask worker that ran it (none here)
+
+
+@dataclass(frozen=True)
+class Setup:
+    """A worker's state, built once per worker: ``factory(*args)``, an object whose ``process(item)``
+    does one item. Both must pickle (an importable class, plain arguments). On a cluster, a run
+    takes over the workers from an earlier one of the same ``scope`` (its output folder)."""
+
+    factory: Callable[..., Any]
+    args: tuple = ()
+    scope: str = ""
+
+
+class Pool(Protocol):
+    """Where a batch of items runs."""
+
+    def check_storage(self, source: str, folder: Path) -> None:
+        """Fail in one line (``InputError``) when a worker cannot read ``source`` or write in
+        ``folder``, before any work."""
+
+    def run(self, items: list, setup: Setup, on_outcomes: Callable[[list[Outcome]], None]) -> None:
+        """``setup``'s ``process(item)`` for every item; ``on_outcomes`` hears of them as they end."""
+
+
+class LocalPool:
+    """The embedded default: ``workers`` worker processes on this machine (``run_each``)."""
+
+    def __init__(self, workers: int | None = None):
+        self.workers = workers
+
+    def check_storage(self, source: str, folder: Path) -> None:
+        """One machine, one file system: nothing to check."""
+
+    def run(self, items: list, setup: Setup, on_outcomes: Callable[[list[Outcome]], None]) -> None:
+        run_each(items, _process, self.workers, processes=True, initializer=_start, initargs=(setup,),
+                 on_outcome=lambda outcome: on_outcomes([outcome]))
+
+
+class InProcess:
+    """One item after the other in this process."""
+
+    def check_storage(self, source: str, folder: Path) -> None:
+        """This process's own file system: nothing to check."""
+
+    def run(self, items: list, setup: Setup, on_outcomes: Callable[[list[Outcome]], None]) -> None:
+        state = setup.factory(*setup.args)
+        for item in items:
+            on_outcomes([attempt(item, state.process)])
+
+
+_state: Any = None   # a worker process's state (``Setup``)
+
+
+def _start(setup: Setup) -> None:
+    global _state
+    _state = setup.factory(*setup.args)
+
+
+def _process(item: Any) -> Any:
+    assert _state is not None, "worker not started"
+    return _state.process(item)
 
 
 def run_each(items: Iterable, work: Callable[[Any], Any], workers: int | None = None, *, processes: bool = False,
@@ -104,8 +171,19 @@ def _drain(pool: Executor, queue: deque, work: Callable, at_once: int, record: C
 
 def _outcome(item: Any, future: Future) -> Outcome:
     exc = future.exception()
-    if exc is None:
-        return Outcome(item, True, value=future.result())
+    return Outcome(item, True, value=future.result()) if exc is None else failed(item, exc)
+
+
+def attempt(item: Any, work: Callable[[Any], Any], worker: str = "") -> Outcome:
+    """``work(item)`` here and now, under the failure policy."""
+    try:
+        return Outcome(item, True, value=work(item), worker=worker)
+    except Exception as exc:
+        return failed(item, exc, worker)
+
+
+def failed(item: Any, exc: BaseException, worker: str = "") -> Outcome:
+    """The item failed with ``exc``: an expected error in one line, anything else with its type."""
     if isinstance(exc, EXPECTED_ERRORS):
-        return Outcome(item, False, reason(exc))
-    return Outcome(item, False, f"{type(exc).__name__}: {reason(exc)}")
+        return Outcome(item, False, reason(exc), worker=worker)
+    return Outcome(item, False, f"{type(exc).__name__}: {reason(exc)}", worker=worker)

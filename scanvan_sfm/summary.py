@@ -97,6 +97,10 @@ def summarize_anonymize(scene, run) -> None:
                         [str(len(run.done)), str(len(run.skipped)), str(len(run.failed)),
                          str(len(run.unreconstructed)), mean_share(run.masked), f"{run.wall:.1f}",
                          f"{run.worker_peak_mb:.0f}" if run.worker_peak_mb else "-"]))
+    if any(run.workers):  # on a Dask cluster
+        console.print(table("views by worker", ("worker", "views done", "failed", "seconds", "peak MB"),
+                            *([worker, str(s.done), str(s.failed), f"{s.seconds:.1f}", f"{s.peak_mb:.0f}"]
+                              for worker, s in sorted(run.workers.items()))))
     if run.camera_mask:
         say(camera_mask_line(run.camera_mask))
     if run.jpeg_whole:
@@ -125,11 +129,13 @@ def summarize_apply(run, dry_run: bool) -> None:
     for key, reason in run.skipped.items():
         say(f"skipped: {key}: {reason}")
     if run.changes:
+        on_cluster = any(c.worker for c in run.changes)
         console.print(table("views" + (" (dry run: nothing written)" if dry_run else ""),
-                            ("view", "reports", "masked before", "masked after", "re-filled", "error"),
+                            ("view", "reports", "masked before", "masked after", "re-filled", "error")
+                            + (("worker",) if on_cluster else ()),
                             *([str(c.view_id), ", ".join(c.reports) or "-", f"{c.masked_before:.2%}",
                                f"{c.masked_after:.2%}", "yes" if c.refilled else "no", c.error or ""]
-                              for c in run.changes)))
+                              + ([c.worker] if on_cluster else []) for c in run.changes)))
     console.print(table(f"reports apply ({run.run_id})", ("reports applied", "taken out", "skipped",
                                                           "views re-filled", "regions propagated", "failed",
                                                           "seconds"),

@@ -4,6 +4,7 @@ The real openMVG outputs live in ../shared (read-only, present in CI). A test th
 skipped, with the reason, where that folder is missing; the others run anyway."""
 
 import hashlib
+import math
 import os
 import shutil
 import subprocess
@@ -12,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pytest
 
 from scanvan_sfm.dataset import Dataset
@@ -24,6 +26,8 @@ SCENES = ("360_flat_gps", "lund", "sceaux_castle")
 JSON_FIXTURES = sorted(OPENMVG.glob("*/*.json"))
 BIN_FIXTURES = sorted(OPENMVG.glob("*/sfm_data.bin"))
 GPS_SCENE = OPENMVG / "360_flat_gps" / "sfm_data_bin.json"  # 8 posed panoramas, the service's scene
+GPS_SIZE = (5376, 2688)
+GPS_KEYS = {v: f"R00102{10 + v}" for v in range(8)}   # its views' image names, without extension
 
 #: Posed views per fixture README: (reconstructed view ids, unreconstructed view ids).
 POSED = {
@@ -111,3 +115,17 @@ def registered_scenes(out: Path) -> dict[str, bytes]:
             write_scene(dataset.portable(scene), Path(tmp) / path.name)
             found[path.name] = (Path(tmp) / path.name).read_bytes()
     return found
+
+
+def box(cx: float, cy: float, half_w: float, half_h: float) -> list[dict]:
+    """A pixel box of a 360_flat_gps view as feed corners (pitch, yaw)."""
+    width, height = GPS_SIZE
+    corners = [(cx - half_w, cy - half_h), (cx + half_w, cy - half_h), (cx + half_w, cy + half_h),
+               (cx - half_w, cy + half_h)]
+    return [{"pitch": y * math.pi / height, "yaw": (x % width) * 2 * math.pi / width} for x, y in corners]
+
+
+def write_feed(path, *entries) -> None:
+    """A report feed in the original format: ``(view id, corners)`` entries of 360_flat_gps."""
+    path.write_bytes(orjson.dumps([{"filepath": f"{GPS_KEYS[v]}.JPG", "viewpointId": v, "pitchYawOrders": p}
+                                   for v, p in entries]))

@@ -4,7 +4,6 @@ keeping the reported regions."""
 
 from __future__ import annotations
 
-import math
 import re
 import shutil
 from html import unescape
@@ -13,8 +12,9 @@ import numpy as np
 import orjson
 import pytest
 
+from helpers import GPS_KEYS as KEYS
 from helpers import GPS_SCENE as SCENE
-from helpers import cli, needs_shared, registered_scenes, tree_hashes
+from helpers import GPS_SIZE, box, cli, needs_shared, registered_scenes, tree_hashes, write_feed
 from scanvan_sfm.images import read_image, read_mask
 from scanvan_sfm.reports.models import ReportIn, Status
 from scanvan_sfm.reports.store import ReportStore
@@ -22,22 +22,6 @@ from scanvan_sfm.sfm import read_scene, validate_scene
 from scanvan_sfm.sfm.cameras import bearings, camera_to_world, project
 
 pytestmark = needs_shared
-
-W, H = 5376, 2688
-KEYS = {v: f"R00102{10 + v}" for v in range(8)}
-
-
-def box(cx: float, cy: float, half_w: float, half_h: float) -> list[dict]:
-    """A pixel box of view 0 as feed corners (pitch, yaw)."""
-    corners = [(cx - half_w, cy - half_h), (cx + half_w, cy - half_h), (cx + half_w, cy + half_h),
-               (cx - half_w, cy + half_h)]
-    return [{"pitch": y * math.pi / H, "yaw": (x % W) * 2 * math.pi / W} for x, y in corners]
-
-
-def write_feed(path, *entries) -> None:
-    path.write_bytes(orjson.dumps([{"filepath": f"{KEYS[v]}.JPG", "viewpointId": v, "pitchYawOrders": p}
-                                   for v, p in entries]))
-
 
 @pytest.fixture
 def out(anonymized, tmp_path):
@@ -201,7 +185,7 @@ def test_seam_report_and_ray_fallback(out, scene, tmp_path):
     result = cli("reports", "apply", "--scene", SCENE, "--out", out, "--feed", feed, "--propagate")
     assert result.returncode == 0, result.stderr
     manual1 = masks(out, 1, "manual")
-    assert manual1[1300, :50].all() and manual1[1300, -50:].all() and not manual1[1300, 200:W - 200].any()
+    assert manual1[1300, :50].all() and manual1[1300, -50:].all() and not manual1[1300, 200:GPS_SIZE[0] - 200].any()
 
     applied = orjson.loads((out / "anonymization" / "reports" / "applied.json").read_bytes())["reports"]
     (rays,) = [a for a in applied.values() if a["view_id"] == 0]

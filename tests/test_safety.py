@@ -190,7 +190,7 @@ def test_opencv_error_fails_the_view_alone(tmp_path):
             raise cv2.error("OpenCV(4) error: (-215:Assertion failed) in function 'resize'\nsecond line")
 
     worker = pipeline.ViewWorker.__new__(pipeline.ViewWorker)  # the model is the failing one
-    worker.settings, worker.dataset, worker.error = Settings(), Dataset(tmp_path), ""
+    worker.settings, worker.dataset, worker.sources, worker.error = Settings(), Dataset(tmp_path), None, ""
     worker.segmenter, worker.cameras = Failing(), None
     tasks = [Task(0, str(PROJECT_LUND / "images" / "01.jpg"), "01.jpg", "01", (1024, 768)),
              Task(1, str(tmp_path / "missing.jpg"), "missing.jpg", "missing", (1024, 768))]

@@ -9,7 +9,9 @@ anonymize chose, as the manifest records it) and the manifest updated.
 
 ``anonymization/reports/applied.json`` lists every applied report with the regions it put into
 each view, so the layers can always be rebuilt: a report rejected after it was applied is taken
-out again on the next apply. ``audit.jsonl`` gets a line per changed view.
+out again on the next apply. ``audit.jsonl`` gets a line per changed view. The affected views are
+re-filled in this process, or on a Dask cluster (``--scheduler``) in the same way: each worker
+gets the view's key, manifest entry and report regions, and sends back the change and the entry.
 
 An interrupted apply is finished by the next one: the ledger is written last, so its reports are
 applied again; a view is re-filled whenever its mask differs from the one its published image was
@@ -34,12 +36,13 @@ from ..atomic import remove_parts
 from ..camera_blur import CameraMasks
 from ..dataset import AppliedReport, Dataset, Ledger, Manifest, Region, ViewEntry, sha256_file
 from ..errors import InputError
-from ..failures import EXPECTED_ERRORS, reason
 from ..images import read_image
 from ..masks import LAYERS, publishable
+from ..runner import InProcess, Outcome, Pool, Setup
 from ..settings import Settings
 from ..sfm import SfMData, read_scene
 from ..sfm.io import images_root
+from ..sfm.models import Pinhole, Spherical
 from ..view import render as render_view
 from .feed import feed_reports
 from .layers import check_drawable, polygon_mask, render
@@ -67,6 +70,7 @@ class ViewChange:
     masked_after: float
     refilled: bool
     error: str = ""
+    worker: str = ""     # the Dask worker that did it (none in this process)
 
 
 @dataclass
@@ -96,11 +100,26 @@ class Context:
     scene: SfMData
     with_landmarks: Callable[[], SfMData]   # the scene with its landmarks, read once when needed
     store: ReportStore | None
+    sources: guard.SourceGuard
+
+
+@dataclass
+class Refill:
+    """One affected view, as a worker gets it."""
+
+    view_id: int
+    key: str
+    entry: ViewEntry                      # a copy of its manifest entry
+    regions: dict[str, list[Region]]      # layer → the applied reports' regions in this view
+    reports: list[str]                    # the applied reports with a region in this view
+    intrinsic: Pinhole | Spherical        # its camera, which draws the regions
 
 
 def apply_reports(scene_path: Path, out: Path, *, db: Path | None = None, feed: Path | None = None,
-                  propagate_reports: bool = False, dry_run: bool = False,
+                  propagate_reports: bool = False, dry_run: bool = False, pool: Pool | None = None,
                   flag_masked_over: float = review.FLAG_MASKED_OVER) -> ApplyRun:
+    """See the module docstring; the views are re-filled on ``pool`` (default, and for a dry run:
+    this process); the review page flags the views more masked than ``flag_masked_over``."""
     started = time.perf_counter()
     context = _open(scene_path, out, db, feed, dry_run)
     run = ApplyRun(datetime.now(UTC).strftime("apply-%Y%m%dT%H%M%S.%fZ"))
@@ -108,11 +127,10 @@ def apply_reports(scene_path: Path, out: Path, *, db: Path | None = None, feed: 
     affected = set().union(*run.touched.values())
     if affected:
         settings = Settings.checked(context.manifest.settings or {}, f"{context.dataset.manifest_path}: settings")
-        cameras = CameraMasks(settings.camera_mask, settings.camera_look) if settings.camera_mask else None
         keys = Dataset.output_keys({int(k): e.source for k, e in context.manifest.views.items()})
-        for view_id in sorted(affected):
-            run.changes.append(_update_view(context, keys[view_id], view_id, settings, cameras, dry_run)
-                               if view_id in keys else ViewChange(view_id, [], 0.0, 0.0, False, "not in the manifest"))
+        run.changes = [ViewChange(v, [], 0.0, 0.0, False, "not in the manifest") for v in affected if v not in keys]
+        refills = [_refill_of(context, keys[v], v) for v in sorted(affected) if v in keys]
+        _update_views(context, run, refills, settings, dry_run, InProcess() if dry_run or pool is None else pool)
         _retry_failed(run, context.ledger.reports, undone)
         if not dry_run:
             _save(context, run, keys)
@@ -132,9 +150,9 @@ def _open(scene_path: Path, out: Path, db: Path | None, feed: Path | None, dry_r
         raise InputError(f"{dataset.manifest_path}: no anonymize run here (run `scanvan-sfm anonymize` first)")
     dataset.check_root_text(manifest.relative_root)
     scene = read_scene(scene_path, structure=False)
-    _protect_sources(dataset, manifest, scene, scene_path, dry_run)
-    return Context(dataset, manifest, dataset.load_ledger(), scene,
-                   cache(partial(read_scene, scene_path)), ReportStore(db) if db is not None else None)
+    sources = _protect_sources(dataset, manifest, scene, scene_path, dry_run)
+    return Context(dataset, manifest, dataset.load_ledger(), scene, cache(partial(read_scene, scene_path)),
+                   ReportStore(db) if db is not None else None, sources)
 
 
 def _plan(context: Context, run: ApplyRun, feed: Path | None, propagate_reports: bool) -> dict[str, AppliedReport]:
@@ -164,15 +182,18 @@ def _plan(context: Context, run: ApplyRun, feed: Path | None, propagate_reports:
     return {key: applied.pop(key) for key in run.undone}
 
 
-def _protect_sources(dataset: Dataset, manifest: Manifest, scene: SfMData, scene_path: Path, dry_run: bool) -> None:
+def _protect_sources(dataset: Dataset, manifest: Manifest, scene: SfMData, scene_path: Path,
+                     dry_run: bool) -> guard.SourceGuard:
     """No write may touch the originals (every view's, and the manifest's) or land among them;
-    temp files of a killed apply go."""
+    temp files of a killed apply go. Returns the guard, for the workers."""
     root = images_root(scene, scene_path, manifest.images_root)
     sources = [str(scene.image_path(view, root)) for view in scene.views.values()]
     sources += [e.source_path for e in manifest.views.values() if e.source_path]
-    guard.protect(sources, [root]).check(dataset.anonymization)
+    protected = guard.protect(sources, [root])
+    protected.check(dataset.anonymization)
     if not dry_run:
         remove_parts(dataset.anonymization)
+    return protected
 
 
 def _retry_failed(run: ApplyRun, applied: dict[str, AppliedReport], undone: dict[str, AppliedReport]) -> None:
@@ -229,58 +250,87 @@ def _regions(with_landmarks: Callable[[], SfMData], report: Wanted, propagate_re
     return regions
 
 
-def _layers(applied: dict[str, AppliedReport], scene: SfMData, view_id: int, width: int,
-            height: int) -> dict[str, np.ndarray]:
-    """The view's layers drawn from the applied reports; empty ones left out."""
-    intrinsic = scene.intrinsics[scene.views[view_id].id_intrinsic]
-    layers = {name: render([r for a in applied.values() if a.layer == name for r in a.regions_in(view_id)],
-                           intrinsic, width, height) for name in LAYERS}
-    return {name: layer for name, layer in layers.items() if layer.any()}
-
-
-def _update_view(context: Context, key: str, view_id: int, settings: Settings, cameras: CameraMasks | None,
-                 dry_run: bool) -> ViewChange:
-    """Draw the view's layers from the applied reports; re-fill it from the original when its
-    mask changes, or when its published image was filled with another mask (an interrupted run).
-    Order: kept automatic mask and layers → mask and images → empty layers removed."""
-    dataset, entry = context.dataset, context.manifest.views[str(view_id)]
+def _refill_of(context: Context, key: str, view_id: int) -> Refill:
     applied = context.ledger.reports
-    reports = sorted(k for k, a in applied.items() if a.regions_in(view_id))
-    try:
+    regions = {name: [r for a in applied.values() if a.layer == name for r in a.regions_in(view_id)]
+               for name in LAYERS}
+    return Refill(view_id, key, context.manifest.views[str(view_id)].model_copy(deep=True), regions,
+                  sorted(k for k, a in applied.items() if a.regions_in(view_id)),
+                  context.scene.intrinsics[context.scene.views[view_id].id_intrinsic])
+
+
+def _update_views(context: Context, run: ApplyRun, refills: list[Refill], settings: Settings, dry_run: bool,
+                  pool: Pool) -> None:
+    """The views on the pool; each change, and its entry, into the run and the manifest."""
+    if refills:
+        pool.check_storage(refills[0].entry.source_path, context.dataset.anonymization)
+
+    def record(outcomes: list[Outcome]) -> None:
+        for outcome in outcomes:
+            refill: Refill = outcome.item
+            if outcome.ok:
+                change, context.manifest.views[str(refill.view_id)] = outcome.value
+            else:
+                change = ViewChange(refill.view_id, refill.reports, 0.0, 0.0, False, outcome.reason)
+            change.worker = outcome.worker
+            run.changes.append(change)
+
+    setup = Setup(ViewRefiller, (settings, str(context.dataset.root), context.sources, dry_run),
+                  scope=str(context.dataset.root.absolute()))
+    pool.run(refills, setup, record)
+    run.changes.sort(key=lambda change: change.view_id)
+
+
+class ViewRefiller:
+    """A worker's state for apply: the settings, the output folder and the camera masks, loaded once."""
+
+    def __init__(self, settings: Settings, out: str, sources: guard.SourceGuard, dry_run: bool):
+        self.settings, self.dataset, self.sources, self.dry_run = settings, Dataset(out), sources, dry_run
+        self.cameras = CameraMasks(settings.camera_mask, settings.camera_look) if settings.camera_mask else None
+
+    def process(self, refill: Refill) -> tuple[ViewChange, ViewEntry]:
+        """Draw the view's layers from the report regions; re-fill it from the original when its
+        mask changes, or when its published image was filled with another mask (an interrupted
+        run). Order: kept automatic mask and layers → mask and images → empty layers removed."""
+        guard.install(self.sources)  # a Dask worker may serve other runs in between
+        dataset, key, entry = self.dataset, refill.key, refill.entry
         current = dataset.load_mask(key)
-        layers = _layers(applied, context.scene, view_id, current.shape[1], current.shape[0])
+        layers = _layers(refill.regions, refill.intrinsic, current.shape[1], current.shape[0])
         kept = dataset.load_layers(key, ["automatic"])
         automatic = kept.get("automatic", current)
         final = publishable(automatic, layers)
         stale = sha256_file(dataset.mask(key)) != entry.mask_sha256
-        change = ViewChange(view_id, reports, float(current.mean()), float(final.mean()),
+        change = ViewChange(refill.view_id, refill.reports, float(current.mean()), float(final.mean()),
                             stale or not np.array_equal(final, current))
-        if dry_run:
-            return change
+        if self.dry_run:
+            return change, entry
         if layers:
             dataset.save_layers(key, {"automatic": automatic} | layers)
         if change.refilled:
-            _refill(dataset, entry, key, final, settings, cameras)
+            self._refill(entry, key, final)
             entry.masked_share = change.masked_after
         dataset.remove_layers(key, [n for n in LAYERS if n not in layers] + ([] if layers else ["automatic"]))
-        entry.reports = reports
-        return change
-    except EXPECTED_ERRORS as exc:
-        return ViewChange(view_id, reports, 0.0, 0.0, False, reason(exc))
+        entry.reports = refill.reports
+        return change, entry
+
+    def _refill(self, entry: ViewEntry, key: str, mask: np.ndarray) -> None:
+        """Publish the view again from its original with ``mask``: load → core → save."""
+        source, settings = Path(entry.source_path), self.settings
+        if sha256_file(source) != entry.source_sha256:
+            raise InputError(f"{source}: the original changed since anonymize ran (rerun anonymize)")
+        picture = read_image(source)
+        camera = self.cameras.for_view(picture.pixels) if self.cameras else None
+        rendered = render_view(picture.pixels, mask, settings.fill, camera)
+        paths, entry.mask_sha256, _ = self.dataset.save_outputs(key, entry.source, picture, mask, rendered,
+                                                                settings.feature_masks, settings.out_format)
+        entry.outputs |= {name: self.dataset.relative(path) for name, path in paths.items()}
 
 
-def _refill(dataset: Dataset, entry: ViewEntry, key: str, mask: np.ndarray, settings: Settings,
-            cameras: CameraMasks | None) -> None:
-    """Publish the view again from its original with ``mask``: load → core → save."""
-    source = Path(entry.source_path)
-    if sha256_file(source) != entry.source_sha256:
-        raise InputError(f"{source}: the original changed since anonymize ran (rerun anonymize)")
-    picture = read_image(source)
-    camera = cameras.for_view(picture.pixels) if cameras else None
-    rendered = render_view(picture.pixels, mask, settings.fill, camera)
-    paths, entry.mask_sha256, _ = dataset.save_outputs(key, entry.source, picture, mask, rendered,
-                                                    settings.feature_masks, settings.out_format)
-    entry.outputs |= {name: dataset.relative(path) for name, path in paths.items()}
+def _layers(regions: dict[str, list[Region]], intrinsic: Pinhole | Spherical, width: int,
+            height: int) -> dict[str, np.ndarray]:
+    """The view's layers drawn from the report regions through the view's camera; empty ones left out."""
+    layers = {name: render(regions[name], intrinsic, width, height) for name in LAYERS}
+    return {name: layer for name, layer in layers.items() if layer.any()}
 
 
 def _audit_line(dataset: Dataset, run: ApplyRun, change: ViewChange, key: str) -> dict:
