@@ -8,7 +8,7 @@ Also printed: the scheduler's cost per task (empty tasks: wall time per task whe
 queued, and the scheduler's CPU time per task), and the bytes that pass through the scheduler per
 view, counted on its TCP connections by this file loaded as its preload (``dask_setup``).
 
-Usage: python benchmarks/dask_cluster.py [--panoramas 40] [--workers 2] [--repeat 1]
+Usage: python benchmarks/dask_cluster.py [--panoramas 40] [--workers 2] [--repeat 1] [--single-threaded]
 """
 
 from __future__ import annotations
@@ -23,16 +23,35 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from distributed import Client
 
 from scanvan_sfm.cluster import DaskCluster
 from scanvan_sfm.guard import guard_for
-from scanvan_sfm.pipeline import anonymize
+from scanvan_sfm.pipeline import STAGES, anonymize
 from scanvan_sfm.settings import Settings
 
 PROJECT = Path(__file__).resolve().parents[1]
+#: What Dask's nanny sets in its workers' environment (distributed.nanny.pre-spawn-environ).
+NANNY_THREADS = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+
+@contextmanager
+def _environment(variables: dict[str, str]) -> Iterator[None]:
+    """``variables`` set in this process's environment (the pool's workers inherit it) meanwhile."""
+    before = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name)
+            else:
+                os.environ[name] = value
 
 
 class DaskProcesses:
@@ -160,6 +179,8 @@ def main() -> None:
     parser.add_argument("--panoramas", type=int, default=40)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--single-threaded", action="store_true",
+                        help="also time the pool with the thread variables Dask's nanny gives its workers")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -170,22 +191,36 @@ def main() -> None:
             print(f"scheduler, empty tasks: {wall_ms:.2f} ms a task queued, {cpu_ms:.2f} ms of scheduler CPU "
                   f"a task, {round_trip_ms:.1f} ms a round trip")
             for attempt in range(args.repeat):
+                idle = processes.client.run_on_scheduler(_bytes_moved)   # the cluster idles meanwhile
                 local = anonymize(scene, folder / f"local{attempt}", Settings(), workers=args.workers)
                 moved = processes.client.run_on_scheduler(_bytes_moved)
+                idle = (moved - idle) / local.wall
                 with DaskCluster(processes.address) as cluster:
                     clustered = anonymize(scene, folder / f"cluster{attempt}", Settings(), pool=cluster)
                 moved = processes.client.run_on_scheduler(_bytes_moved) - moved
-                _report(local, clustered, moved, args.workers)
+                _report(local, clustered, moved, idle)
+                if args.single_threaded:
+                    with _environment(NANNY_THREADS):
+                        single = anonymize(scene, folder / f"single{attempt}", Settings(), workers=args.workers)
+                    print(f"  the pool with {' '.join(f'{k}={v}' for k, v in NANNY_THREADS.items())}: "
+                          f"{single.wall:.1f} s ({len(single.done) / single.wall * 60:.1f}/min)")
             _sizes(scene)
 
 
-def _report(local, clustered, moved: int, workers: int) -> None:
+def _report(local, clustered, moved: int, idle: float) -> None:
+    """The throughputs and their ratio; the scheduler's bytes a view, less its idle chatter
+    (heartbeats, ``idle`` bytes a second while the pool ran)."""
     rates = [len(run.done) / run.wall * 60 for run in (local, clustered)]
-    print(f"{len(local.done)} panoramas, {workers} workers: local pool {local.wall:.1f} s ({rates[0]:.1f}/min), "
-          f"Dask cluster {clustered.wall:.1f} s ({rates[1]:.1f}/min): ratio {rates[1] / rates[0]:.2f}× "
-          f"(target ≥ 0.9); failed: {len(local.failed)} / {len(clustered.failed)}")
-    print(f"through the scheduler: {moved / 1024:.0f} KiB in all, {moved / len(clustered.done) / 1024:.1f} KiB "
-          "a view (heartbeats and the workers' model set-up included)")
+    print(f"{len(local.done)} panoramas: local pool {local.wall:.1f} s ({rates[0]:.1f}/min), Dask cluster "
+          f"{clustered.wall:.1f} s ({rates[1]:.1f}/min): ratio {rates[1] / rates[0]:.2f}× (target ≥ 0.9); "
+          f"failed: {len(local.failed)} / {len(clustered.failed)}")
+    for name, each in (("pool", local), ("cluster", clustered)):
+        print(f"  {name}, seconds a view by stage: " + ", ".join(
+            f"{stage} {each.seconds.get(stage, 0.0) / len(each.done):.2f}" for stage in STAGES)
+              + f"; peak {each.worker_peak_mb:.0f} MB a worker")
+    run = moved - idle * clustered.wall
+    print(f"through the scheduler: {moved / 1024:.0f} KiB, of which {idle * clustered.wall / 1024:.0f} KiB idle "
+          f"chatter ({idle:.0f} B/s): {run / len(clustered.done) / 1024:.1f} KiB a view for the run")
 
 
 def _sizes(scene: Path) -> None:

@@ -43,8 +43,8 @@ WAIT_FOR_WORKERS = 30
 #: A batch's views run one after the other on one worker: at most this many, and few enough that
 #: every worker gets several batches (the last ones then end close together).
 MAX_BATCH, BATCHES_PER_WORKER = 8, 4
-#: Workers the scheduler serves per view of a batch: beyond this many, batches grow (see README,
-#: Scaling: ~1 ms of scheduler time per task against ~3-6 s per view).
+#: Workers the scheduler serves per view of a batch: beyond this many, batches grow (README,
+#: Scaling: about 1 ms of the scheduler's CPU a task, against 3-15 s a view).
 WORKERS_PER_BATCHED_VIEW = 250
 #: glibc's mallopt parameters (malloc.h): the local pool's WORKER_MALLOC for a worker already started.
 M_TRIM_THRESHOLD, M_TOP_PAD = -1, -2
