@@ -1,8 +1,9 @@
 """NanoDet-m per tile, through the TensorFlow graph against TensorFlow Lite (XNNPACK, float32, the
-default), on real 416×416 tiles across the horizon of a shared panorama, one thread, in the same run; and how far the
-outputs differ. Issue #14's first lever.
+default), on real 416×416 tiles across the horizon of a shared panorama, one thread, each tile
+through both in turn (the machine's load hits both alike); and how far the outputs differ.
+Issue #14's first lever.
 
-Usage: python benchmarks/detector_runtime.py [--tiles 40]
+Usage: python benchmarks/detector_runtime.py [--tiles 40] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "images"
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tiles", type=int, default=40)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     detector = NanoDet(silhouette="none")
     graph = TfjsGraphModel(model_path("nanodet"))
@@ -35,13 +37,16 @@ def main() -> None:
     tiles = [pixels[height // 2 - size // 2:][:size, x:x + size] for x in range(0, width - size, width // args.tiles)]
     inputs = [((t[:, :, ::-1].astype(np.float32) - NanoDet.MEAN) / NanoDet.STD).transpose(2, 0, 1)[None]
               for t in tiles]
-    seconds = {}
-    for name, model in (("tensorflow graph", graph), ("tflite float32", lite)):
+    models = {"tensorflow graph": graph, "tflite float32": lite}
+    seconds = dict.fromkeys(models, 0.0)
+    for model in models.values():
         model(inputs[0])
-        start = time.perf_counter()
-        for x in inputs:
-            model(x)
-        seconds[name] = (time.perf_counter() - start) / len(inputs)
+    for _ in range(args.rounds):
+        for x in inputs:  # the two one after the other on each tile: the machine's load hits both alike
+            for name, model in models.items():
+                start = time.perf_counter()
+                model(x)
+                seconds[name] += (time.perf_counter() - start) / len(inputs) / args.rounds
     worst = max(float(np.abs(graph(x)[k] - lite(x)[k]).max()) for x in inputs[:5] for k in lite.outputs)
     print(f"{len(inputs)} tiles of {SHARED.name}/{sorted(SHARED.glob('ams_*.jpg'))[0].name}, one thread")
     for name, value in seconds.items():

@@ -1,6 +1,7 @@
 """A TF.js graph model with fixed input shapes, run through TensorFlow Lite (``tf.lite``, part of
 the ``tensorflow`` package) with its XNNPACK delegate, in float32: the same outputs as the
-TensorFlow graph to about 1e-5, in less time per NanoDet tile (``benchmarks/pipeline.py``).
+TensorFlow graph to about 1e-5, in 1.03–1.3× less time per NanoDet tile, depending on the
+machine's load (``benchmarks/detector_runtime.py``).
 Measured and left out: int8 weights (dynamic range) are 2.5× faster still but lose a person and a
 vehicle of the labelled panoramas; float16 weights are no faster on a CPU.
 """
