@@ -5,6 +5,7 @@ view fails alone; a cluster that cannot be used is refused in one line before an
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
@@ -18,7 +19,7 @@ import orjson
 import pytest
 
 from benchmarks.dask_cluster import DaskProcesses
-from helpers import GPS_KEYS, GPS_SCENE, PROJECT, box, cli, needs_shared, tree_hashes, write_feed
+from helpers import GPS_KEYS, GPS_SCENE, PROJECT, box, cli, needs_shared, registered_scenes, tree_hashes, write_feed
 from scanvan_sfm.cluster import DIED, DaskCluster
 from scanvan_sfm.errors import InputError
 from scanvan_sfm.runner import Setup
@@ -53,8 +54,9 @@ def published(out, views=None) -> dict:
     """The hashes of the per-view outputs (of ``views``' sources only, if given), or with the
     registered scene too when all views are compared."""
     hashes = tree_hashes(out / "anonymization")
-    if views is None:
-        return {p: h for p, h in hashes.items() if p.parts[0] in SHARED_OUTPUTS or p.stem == "sfm_data_anonymized"}
+    if views is None:  # the scene pair as --relative-root writes it: its absolute root names the folder
+        scenes = {Path(name): hashlib.sha256(data).hexdigest() for name, data in registered_scenes(out).items()}
+        return {p: h for p, h in hashes.items() if p.parts[0] in SHARED_OUTPUTS} | scenes
     stems = {GPS_KEYS[v] for v in views}
     return {p: h for p, h in hashes.items() if p.parts[0] in SHARED_OUTPUTS and p.name[:8] in stems}
 
