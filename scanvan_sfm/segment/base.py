@@ -90,19 +90,14 @@ def _paint_box(target: np.ndarray, d: Detection, box: tuple[int, int, int, int],
                wrap: bool) -> None:
     """``target = max(target, value)`` on every map pixel the grown ``box`` touches (as ``_paint``
     does with a stamp); a large car's box without its top corners (``CAR_CORNERS``)."""
-    x0, y0, x1, y1 = box
-    height, width = target.shape
-    top, bottom = max(int(np.floor(y0 * scale)), 0), min(int(np.ceil(y1 * scale)), height)
-    left, right = int(np.floor(x0 * scale)), int(np.ceil(x1 * scale))
-    if not wrap:
-        left, right = max(left, 0), min(right, width)
-    if top >= bottom or left >= right:
+    extent = _extent(target.shape, *box, scale, wrap)
+    if extent is None:
         return
+    top, bottom, left, right = extent
+    width = target.shape[1]
     if d.label == "car" and d.y1 - d.y0 >= CAR_TRIM_HEIGHT:
         rows, cols = np.arange(top, bottom), np.arange(left, right)
-        region = np.ix_(rows, cols % width)
-        hits = _car_hits(d, box, rows, cols, scale)
-        target[region] = np.where(hits, np.maximum(target[region], value), target[region])
+        _paint_where(target, rows, cols, _car_hits(d, box, rows, cols, scale), value)
         return
     if right - left >= width:
         left, right = 0, width
@@ -111,6 +106,24 @@ def _paint_box(target: np.ndarray, d: Detection, box: tuple[int, int, int, int],
         if start < end:
             span = target[top:bottom, start:end]
             np.maximum(span, value, out=span)
+
+
+def _extent(shape: tuple[int, ...], x0: int, y0: int, x1: int, y1: int, scale: float,
+            wrap: bool) -> tuple[int, int, int, int] | None:
+    """The map rows (top, bottom) and columns (left, right) that the image pixels x0…x1, y0…y1
+    touch: rows inside the map, columns too unless ``wrap`` (they then continue at the other edge);
+    None when there are none."""
+    top, bottom = max(int(np.floor(y0 * scale)), 0), min(int(np.ceil(y1 * scale)), shape[0])
+    left, right = int(np.floor(x0 * scale)), int(np.ceil(x1 * scale))
+    if not wrap:
+        left, right = max(left, 0), min(right, shape[1])
+    return (top, bottom, left, right) if top < bottom and left < right else None
+
+
+def _paint_where(target: np.ndarray, rows: np.ndarray, cols: np.ndarray, hits: np.ndarray, value: float) -> None:
+    """``target = max(target, value)`` at the ``hits`` of ``rows`` × ``cols`` (columns wrapped)."""
+    region = np.ix_(rows, cols % target.shape[1])
+    target[region] = np.where(hits, np.maximum(target[region], value), target[region])
 
 
 def _car_hits(d: Detection, box: tuple[int, int, int, int], rows: np.ndarray, cols: np.ndarray,
@@ -134,21 +147,19 @@ def _car_hits(d: Detection, box: tuple[int, int, int, int], rows: np.ndarray, co
 def _paint(target: np.ndarray, shape: Stamp, scale: float, value: float, wrap: bool) -> None:
     """``target = max(target, value)`` where the shape, brought to the map's scale, touches a map
     pixel; with ``wrap``, columns past one edge continue at the other, else they are dropped."""
-    rows = np.arange(int(np.floor(shape.y0 * scale)), int(np.ceil((shape.y0 + shape.mask.shape[0]) * scale)))
-    cols = np.arange(int(np.floor(shape.x0 * scale)), int(np.ceil((shape.x0 + shape.mask.shape[1]) * scale)))
-    rows = rows[(rows >= 0) & (rows < target.shape[0])]
-    if not wrap:
-        cols = cols[(cols >= 0) & (cols < target.shape[1])]
-    if rows.size == 0 or cols.size == 0:
+    height, width = shape.mask.shape
+    extent = _extent(target.shape, shape.x0, shape.y0, shape.x0 + width, shape.y0 + height, scale, wrap)
+    if extent is None:
         return
-    region = np.ix_(rows, cols % target.shape[1])
+    top, bottom, left, right = extent
+    rows, cols = np.arange(top, bottom), np.arange(left, right)
     # a map pixel is set when any shape pixel falls inside it: counted with an integral image
-    src_rows = _spans(rows, scale, shape.y0, shape.mask.shape[0])
-    src_cols = _spans(cols, scale, shape.x0, shape.mask.shape[1])
+    src_rows = _spans(rows, scale, shape.y0, height)
+    src_cols = _spans(cols, scale, shape.x0, width)
     integral = cv2.integral(shape.mask.astype(np.uint8))
     hits = (integral[np.ix_(src_rows[1], src_cols[1])] - integral[np.ix_(src_rows[0], src_cols[1])]
             - integral[np.ix_(src_rows[1], src_cols[0])] + integral[np.ix_(src_rows[0], src_cols[0])]) > 0
-    target[region] = np.where(hits, np.maximum(target[region], value), target[region])
+    _paint_where(target, rows, cols, hits, value)
 
 
 def _spans(index: np.ndarray, scale: float, origin: int, size: int) -> tuple[np.ndarray, np.ndarray]:
