@@ -77,11 +77,12 @@ def recall_misses(out: Path, sources: list[Path]) -> tuple[list[tuple[str, list,
     """The labelled cores the masks of views 0…3 (one per source panorama) leave visible, and how
     many cores there are."""
     labels, scale = load_labels(), 6016 / 8000
-    views = Dataset(out).load_manifest().views
+    dataset = Dataset(out)
+    views = dataset.load_manifest().views
     misses, total = [], 0
     for view_id, source in enumerate(sources):
         boxes = [[v * scale for v in box[:4]] + [box[4]] for box in labels[source.name].boxes]
-        mask = read_mask(Dataset(out).anonymization / views[str(view_id)].outputs["mask"])
+        mask = read_mask(dataset.anonymization / views[str(view_id)].outputs["mask"])
         misses += [(source.name, [round(v) for v in box[:4]], share)
                    for box, share in missed(mask, Labels(boxes, False))]
         total += len(boxes)
