@@ -10,8 +10,12 @@ edges ("fancy upsampling"), so an MCU in the one-MCU ring around a re-encoded on
 differently in its one pixel row or column along that edge. Re-encoding the ring as well would
 only move that edge one MCU out, so the ring is copied too.
 
-Baseline, extended and progressive sources, Huffman or arithmetic coded, with or without restart
-markers, all give a baseline file with the same coefficients (``jpeg_encode``). Sources this
+A baseline source (one interleaved Huffman scan, no restart markers) is spliced (``jpeg_scan``):
+the kept MCUs' entropy-coded bits are copied, nothing is decoded to pixels, and the file keeps the
+source's Huffman tables. Every other kind (extended, progressive, arithmetic coded, restart
+markers), or a splice that needs a code the source's tables lack, takes the source's coefficients
+as libjpeg reads them and codes one scan anew (``jpeg_encode``); either way the result is a
+baseline file with the same coefficients. Sources this
 cannot take (not YCbCr or grayscale, not 8-bit, lossless, unreadable coefficients) raise
 ``Unsupported`` with the reason, and the caller encodes the image whole.
 """
@@ -20,14 +24,15 @@ from __future__ import annotations
 
 import ctypes
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numba
 import numpy as np
 
-from .jpeg_encode import Component, EncodeError, Tables, encode, metadata_segments
+from . import jpeg_scan
+from .jpeg_encode import ZIGZAG, Component, EncodeError, Tables, encode, jpeg_file, metadata_segments
 
 #: Frame headers of DCT-based JPEG (baseline, extended, progressive; Huffman or arithmetic coded).
 DCT_FRAMES = {0xC0, 0xC1, 0xC2, 0xC9, 0xCA}
@@ -52,7 +57,11 @@ class Frame:
     height: int
     factors: list[tuple[int, int]]   # each component's (h, v) sampling factors
     huffman: Tables | None = None    # a baseline source's Huffman tables, by ``jpeg_encode`` row
+    scan_at: int = 0                 # where the first scan's entropy-coded data starts in the file
     scan_bytes: int = 0              # the length of the file from its scan on
+    restart: int = 0                 # the restart interval in MCUs (0: no restart markers)
+    quant: np.ndarray = field(default_factory=lambda: np.zeros((4, 64), np.uint16))  # tables by slot, natural order
+    slots: list[int] = field(default_factory=list)  # each component's quantization table slot
 
     @property
     def mcu(self) -> tuple[int, int]:
@@ -75,18 +84,35 @@ class Blockwise:
 
 @dataclass
 class Source:
-    """A JPEG source as ``write`` needs it, read once for every image written from it."""
+    """A JPEG source as ``write`` needs it, read once for every image written from it: a baseline
+    scan indexed by MCU to splice (``jpeg_scan``), or else the coefficients libjpeg reads."""
 
     frame: Frame
-    coefficients: list[np.ndarray]   # per component (block rows, block columns, 64)
-    quant: np.ndarray                # the quantization tables (4, 64)
-    slots: list[int]                 # each component's table slot
+    quant: np.ndarray                      # the quantization tables (4, 64)
+    slots: list[int]                       # each component's table slot
+    scan: jpeg_scan.Scan | None = None
+    read: list[np.ndarray] | None = None   # libjpeg's coefficients, when there is no scan to splice
+
+    @functools.cached_property
+    def coefficients(self) -> list[np.ndarray]:
+        """Per component (block rows, block columns, 64): libjpeg's, or decoded from the scan."""
+        if self.read is not None:
+            return self.read
+        assert self.scan is not None, "a source has its coefficients or its scan"
+        return self.scan.coefficients()
 
 
 def read_source(path: Path) -> Source:
-    """The source's frame and DCT coefficients (``Unsupported`` says why it cannot be used)."""
-    frame = read_frame(path.read_bytes())
-    return Source(frame, *read_coefficients(path, frame))
+    """The source's frame and its indexed scan or DCT coefficients (``Unsupported`` says why it
+    cannot be used)."""
+    data = path.read_bytes()
+    frame = read_frame(data)
+    if frame.huffman is not None and not frame.restart:
+        scan = jpeg_scan.index(data[frame.scan_at:], frame.huffman, frame.factors, frame.mcus)
+        if scan is not None:
+            return Source(frame, frame.quant, frame.slots, scan)
+    coefficients, quant, slots = read_coefficients(path, frame)
+    return Source(frame, quant, slots, read=coefficients)
 
 
 def write(source: Source, before: np.ndarray, after: np.ndarray, metadata: dict[str, bytes]) -> Blockwise:
@@ -99,6 +125,21 @@ def write(source: Source, before: np.ndarray, after: np.ndarray, metadata: dict[
     reencoded = changed_mcus(before, after, frame)
     rows, columns = np.nonzero(reencoded)
     fresh = encode_mcus(after, rows, columns, frame, [source.quant[s] for s in source.slots])
+    quant = {s: source.quant[s] for s in set(source.slots)}
+    segments = metadata_segments(metadata)
+    if source.scan is not None and (scan := jpeg_scan.splice(source.scan, ~reencoded, fresh)) is not None:
+        layout = [(h, v, s, min(i, 1)) for i, ((h, v), s) in enumerate(zip(frame.factors, source.slots, strict=True))]
+        data = jpeg_file(frame.width, frame.height, layout, quant, segments, source.scan.tables, scan)
+    else:
+        data = _coded_anew(source, rows, columns, fresh, quant, segments)
+    return Blockwise(data, reencoded, frame.mcu)
+
+
+def _coded_anew(source: Source, rows: np.ndarray, columns: np.ndarray, fresh: list[np.ndarray],
+                quant: dict[int, np.ndarray], segments: bytes) -> bytes:
+    """The source's coefficients with ``fresh`` in the MCUs at ``rows``, ``columns``, as one scan
+    coded anew."""
+    frame = source.frame
     components = []
     for index, ((h, v), coefs, blocks) in enumerate(zip(frame.factors, source.coefficients, fresh, strict=True)):
         grid = _pad(coefs, (frame.mcus[0] * v, frame.mcus[1] * h))
@@ -106,18 +147,17 @@ def write(source: Source, before: np.ndarray, after: np.ndarray, metadata: dict[
         grid.reshape(frame.mcus[0], v, frame.mcus[1], h, 64)[rows, :, columns] = blocks
         components.append(Component(grid, h, v, source.slots[index], min(index, 1)))
     try:
-        encoded = encode(frame.width, frame.height, components, {s: source.quant[s] for s in set(source.slots)},
-                         metadata_segments(metadata), frame.huffman, frame.scan_bytes)
+        return encode(frame.width, frame.height, components, quant, segments, frame.huffman, frame.scan_bytes)
     except EncodeError as exc:
         raise Unsupported(str(exc)) from None
-    return Blockwise(encoded, reencoded, frame.mcu)
 
 
 def read_frame(data: bytes) -> Frame:
     """The frame header, checked for what ``write`` takes (``Unsupported`` says why not), and a
     baseline source's Huffman tables."""
-    pos, sof, jfif, adobe, sos = 2, None, False, None, b""
+    pos, sof, jfif, adobe, sos, restart = 2, None, False, None, b"", 0
     defined: dict[tuple[int, int], tuple[list[int], list[int]]] = {}
+    quant = np.zeros((4, 64), np.uint16)
     while pos + 4 <= len(data) and data[pos] == 0xFF:
         marker, length = data[pos + 1], int.from_bytes(data[pos + 2:pos + 4], "big")
         if marker in PARAMETERLESS:  # a fill byte, RSTn or TEM: no length follows (as libjpeg reads them)
@@ -129,6 +169,10 @@ def read_frame(data: bytes) -> Frame:
             break
         if marker == 0xC4:
             defined |= _huffman_tables(payload)
+        elif marker == 0xDB:
+            _quant_tables(payload, quant)
+        elif marker == 0xDD and len(payload) >= 2:
+            restart = int.from_bytes(payload[:2], "big")
         elif marker == 0xE0 and payload.startswith(b"JFIF\x00"):
             jfif = True
         elif marker == 0xEE and payload.startswith(b"Adobe") and len(payload) >= 12:
@@ -145,7 +189,20 @@ def read_frame(data: bytes) -> Frame:
     _check(payload[0], ids, factors, jfif, adobe)
     huffman = _scan_tables(sos, ids, defined) if marker in (0xC0, 0xC1) else None
     return Frame(int.from_bytes(payload[3:5], "big"), int.from_bytes(payload[1:3], "big"),
-                 [(1, 1)] if count == 1 else factors, huffman, len(data) - pos)
+                 [(1, 1)] if count == 1 else factors, huffman, pos + 2 + 2 + len(sos), len(data) - pos, restart,
+                 quant, [payload[8 + 3 * i] & 3 for i in range(count)])
+
+
+def _quant_tables(payload: bytes, quant: np.ndarray) -> None:
+    """A DQT segment's tables into ``quant`` (slot, natural order)."""
+    pos = 0
+    while pos < len(payload):
+        wide, slot = payload[pos] >> 4, payload[pos] & 3
+        size = 128 if wide else 64
+        values = np.frombuffer(payload[pos + 1:pos + 1 + size], ">u2" if wide else "u1")
+        if len(values) == 64:
+            quant[slot, ZIGZAG] = values
+        pos += 1 + size
 
 
 def _huffman_tables(payload: bytes) -> dict[tuple[int, int], tuple[list[int], list[int]]]:

@@ -47,12 +47,12 @@ _DE_BRUIJN_INDEX[[(((1 << i) * 0x03F79D71B4CB0A89) % (1 << 64)) >> 58 for i in r
 _SHIFT = np.uint64(58)
 
 
-#: Bits of each magnitude a baseline value can have (``_category``).
+#: Bits of each magnitude a baseline value can have (``category``).
 _BITS = np.array([int(a).bit_length() for a in range(2048)], np.int64)
 
 
 @numba.njit(cache=True, inline="always")
-def _category(value):
+def category(value):
     """Bits of ``abs(value)``: the size part of a Huffman symbol (12: too large for baseline)."""
     a = abs(value)
     return _BITS[a] if a < 2048 else 12
@@ -64,7 +64,7 @@ def _lowest_bit(mask):
 
 
 @numba.njit(cache=True, inline="always")
-def _put(out, pos, acc, nacc, code, size):
+def put_bits(out, pos, acc, nacc, code, size):
     """Append ``size`` bits of ``code``; whole bytes go to ``out`` (an 0xFF is followed by 0x00)."""
     acc = (acc << size) | (code & ((1 << size) - 1))
     nacc += size
@@ -80,7 +80,7 @@ def _put(out, pos, acc, nacc, code, size):
 
 
 @numba.njit(cache=True, inline="always")
-def _emit(counts, codes, sizes, out, state, table, symbol, value):
+def emit(counts, codes, sizes, out, state, table, symbol, value):
     """Count ``symbol`` of ``table`` (``out`` None), or write its code and the low bits of
     ``value`` (size: the symbol's low 4 bits; negative values one less, as JPEG codes them). A
     failed state (position -1: no code) stays failed."""
@@ -91,18 +91,18 @@ def _emit(counts, codes, sizes, out, state, table, symbol, value):
         return (-1, 0, 0)
     n = symbol & 15
     bits = (codes[table, symbol] << n) | ((value if value >= 0 else value - 1) & ((1 << n) - 1))
-    return _put(out, state[0], state[1], state[2], bits, sizes[table, symbol] + n)
+    return put_bits(out, state[0], state[1], state[2], bits, sizes[table, symbol] + n)
 
 
 @numba.njit(cache=True, inline="always")
-def _block(block, pred, dc, ac, codes, sizes, counts, out, state):
+def code_block(block, pred, dc, ac, codes, sizes, counts, out, state):
     """One block: its DC difference from ``pred``, then its AC coefficients as runs of zeros and
     values in zig-zag order. Returns the state and False if a value needs more bits than baseline
     allows or has no code in the tables."""
     diff = np.int64(block[0]) - pred
-    if _category(diff) > 11:
+    if category(diff) > 11:
         return state, False
-    state = _emit(counts, codes, sizes, out, state, dc, _category(diff), diff)
+    state = emit(counts, codes, sizes, out, state, dc, category(diff), diff)
     if state[0] < 0:
         return state, False
     mask = np.uint64(0)  # the non-zero AC coefficients, by zig-zag position
@@ -113,15 +113,15 @@ def _block(block, pred, dc, ac, codes, sizes, counts, out, state):
         k = _lowest_bit(mask)
         mask &= mask - np.uint64(1)
         while k - last > 16:
-            state = _emit(counts, codes, sizes, out, state, ac, 0xF0, 0)  # 16 zeros
+            state = emit(counts, codes, sizes, out, state, ac, 0xF0, 0)  # 16 zeros
             last += 16
         value = np.int64(block[ZIGZAG[k]])
-        if _category(value) > 10:
+        if category(value) > 10:
             return state, False
-        state = _emit(counts, codes, sizes, out, state, ac, (k - last - 1) * 16 + _category(value), value)
+        state = emit(counts, codes, sizes, out, state, ac, (k - last - 1) * 16 + category(value), value)
         last = k
     if last < 63:
-        state = _emit(counts, codes, sizes, out, state, ac, 0, 0)  # end of block
+        state = emit(counts, codes, sizes, out, state, ac, 0, 0)  # end of block
     return state, state[0] >= 0
 
 
@@ -142,14 +142,14 @@ def _scan(comps, factors, tables, mcus_y, mcus_x, codes, sizes, counts, out):
                         if out is not None and state[0] + MAX_BLOCK_BYTES > len(out):
                             return -1
                         block = comp[my * v + by, mx * h + bx]
-                        state, ok = _block(block, pred[c], 2 * tables[c], 2 * tables[c] + 1, codes, sizes, counts,
+                        state, ok = code_block(block, pred[c], 2 * tables[c], 2 * tables[c] + 1, codes, sizes, counts,
                                            out, state)
                         if not ok:
                             return -1
                         pred[c] = block[0]
     pos, acc, nacc = state
     if out is not None and nacc:
-        pos, acc, nacc = _put(out, pos, acc, nacc, 0x7F, 8 - nacc)  # pad with 1-bits
+        pos, acc, nacc = put_bits(out, pos, acc, nacc, 0x7F, 8 - nacc)  # pad with 1-bits
     return pos
 
 
@@ -183,7 +183,7 @@ def huffman_table(counts: np.ndarray) -> tuple[list[int], list[int]]:
     return bits[1:], sorted(used, key=lambda s: (lengths[s], s))
 
 
-def _codes(bits: list[int], values: list[int]) -> tuple[np.ndarray, np.ndarray]:
+def code_table(bits: list[int], values: list[int]) -> tuple[np.ndarray, np.ndarray]:
     """Each symbol's code and code length (Annex C)."""
     codes, sizes = np.zeros(256, np.int64), np.zeros(256, np.int64)
     code, k = 0, 0
@@ -234,7 +234,7 @@ def encode(width: int, height: int, components: list[Component], quant: dict[int
     length = -1
     if huffman is not None and all(row in huffman for row in rows):
         for row in rows:
-            codes[row], sizes[row] = _codes(*huffman[row])
+            codes[row], sizes[row] = code_table(*huffman[row])
         data = np.empty(2 * size_hint + 1024, np.uint8)
         length = _scan(comps, factors, tables, mcus_y, mcus_x, codes, sizes, counts, data)
         chosen = huffman
@@ -243,18 +243,25 @@ def encode(width: int, height: int, components: list[Component], quant: dict[int
             raise EncodeError("a DCT coefficient out of the baseline range")
         chosen = {row: huffman_table(counts[row]) for row in rows}
         for row in rows:
-            codes[row], sizes[row] = _codes(*chosen[row])
+            codes[row], sizes[row] = code_table(*chosen[row])
         total_bits = int((counts * (sizes + np.arange(256) % 16)).sum())  # codes and their value bits
         data = np.empty(2 * (total_bits // 8) + MAX_BLOCK_BYTES, np.uint8)  # room for a 0x00 after every byte
         length = _scan(comps, factors, tables, mcus_y, mcus_x, codes, sizes, counts, data)
-    dht = b"".join(bytes([(row % 2) << 4 | row // 2, *chosen[row][0], *chosen[row][1]]) for row in rows)
+    layout = [(c.h, c.v, c.quant, c.huffman) for c in components]
+    return jpeg_file(width, height, layout, quant, segments, chosen, data[:length].tobytes())
+
+
+def jpeg_file(width: int, height: int, layout: list[tuple[int, int, int, int]], quant: dict[int, np.ndarray],
+              segments: bytes, huffman: Tables, scan: bytes) -> bytes:
+    """A baseline JPEG file around its entropy-coded ``scan``: ``layout`` gives each component's
+    sampling factors, quantization table slot and Huffman table slot (h, v, quant, huffman)."""
+    dht = b"".join(bytes([(row % 2) << 4 | row // 2, *huffman[row][0], *huffman[row][1]]) for row in sorted(huffman))
     wide = any(int(q.max()) > 255 for q in quant.values())
     dqt = b"".join(bytes([wide << 4 | slot]) + np.asarray(q, ">u2" if wide else "u1")[ZIGZAG].tobytes()
                    for slot, q in sorted(quant.items()))
-    ids = range(1, len(components) + 1)
-    sof = struct.pack(">BHHB", 8, height, width, len(components)) + b"".join(
-        bytes([i, c.h << 4 | c.v, c.quant]) for i, c in zip(ids, components, strict=True))
-    sos = bytes([len(components)]) + b"".join(bytes([i, c.huffman * 0x11])
-                                              for i, c in zip(ids, components, strict=True))
+    ids = range(1, len(layout) + 1)
+    sof = struct.pack(">BHHB", 8, height, width, len(layout)) + b"".join(
+        bytes([i, h << 4 | v, q]) for i, (h, v, q, _) in zip(ids, layout, strict=True))
+    sos = bytes([len(layout)]) + b"".join(bytes([i, t * 0x11]) for i, (_, _, _, t) in zip(ids, layout, strict=True))
     return b"".join([b"\xff\xd8", segments, _segment(0xDB, dqt), _segment(0xC1 if wide else 0xC0, sof),
-                     _segment(0xC4, dht), _segment(0xDA, sos + b"\x00\x3f\x00"), data[:length].tobytes(), b"\xff\xd9"])
+                     _segment(0xC4, dht), _segment(0xDA, sos + b"\x00\x3f\x00"), scan, b"\xff\xd9"])
