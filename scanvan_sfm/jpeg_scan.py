@@ -60,6 +60,8 @@ def splice(scan: Scan, keep: np.ndarray, fresh: list[np.ndarray]) -> bytes | Non
     """The scan with the MCUs where ``keep`` (MCU rows × columns) is False coded from ``fresh``
     (per component: those MCUs in raster order, shape (MCUs, v, h, 64)) and the others copied;
     None if a value has no code in the source's tables."""
+    if keep.shape != scan.mcus or any(len(blocks) != (~keep).sum() for blocks in fresh):
+        raise ValueError("the MCUs to keep and the fresh ones do not match the scan")  # numba checks no bounds
     codes, sizes = np.zeros((4, 256), np.int64), np.zeros((4, 256), np.int64)
     for row, table in scan.tables.items():
         codes[row], sizes[row] = code_table(*table)
