@@ -172,8 +172,8 @@ class _WorkerState(WorkerPlugin):
         _keep_freed_memory()
         # TensorFlow's native logs stay in the worker's own log: the worker outlives this run, and
         # the once-per-process redirect would keep writing into this run's output folder
-        from . import segment
-        segment._native_stderr_redirected = True
+        from .segment import keep_native_stderr
+        keep_native_stderr()
         try:
             self.state = self.recipe.factory(*self.recipe.args)
         except Exception as exc:

@@ -49,6 +49,13 @@ def native_stderr_to(log: Path) -> None:
     _native_stderr_redirected = True
 
 
+def keep_native_stderr() -> None:
+    """Never redirect this process's file descriptor 2 (``native_stderr_to`` does nothing): a
+    long-lived process, such as a Dask worker, keeps native logs in its own log."""
+    global _native_stderr_redirected
+    _native_stderr_redirected = True
+
+
 def quiet_tensorflow(log: Path = NATIVE_LOG) -> None:
     native_stderr_to(log)
     import tensorflow as tf
