@@ -173,7 +173,7 @@ def read_frame(data: bytes) -> Frame:
             _quant_tables(payload, quant)
         elif marker == 0xDD and len(payload) >= 2:
             restart = int.from_bytes(payload[:2], "big")
-        elif marker == 0xE0 and payload.startswith(b"JFIF\x00"):
+        elif marker == 0xE0 and payload.startswith(b"JFIF\x00") and len(payload) >= 14:  # as libjpeg takes it
             jfif = True
         elif marker == 0xEE and payload.startswith(b"Adobe") and len(payload) >= 12:
             adobe = payload[11]  # the colour transform

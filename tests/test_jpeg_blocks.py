@@ -223,6 +223,20 @@ def test_unsupported_sources_are_encoded_whole_with_the_reason(tmp_path):
     assert cv2.absdiff(read_image(tmp_path / "out.jpg").pixels, picture.pixels).mean() < 2
 
 
+
+def test_an_rgb_coded_source_with_a_jfif_marker_libjpeg_ignores_is_encoded_whole(tmp_path):
+    rgb = tmp_path / "rgb.jpg"
+    Image.open(LUND).crop((0, 0, 96, 64)).save(rgb, "JPEG", keep_rgb=True)  # Adobe transform 0: RGB-coded
+    # A 12-byte JFIF APP0: Pillow reads it, libjpeg wants 14 bytes to take it as JFIF and so decodes RGB
+    source = tmp_path / "short_jfif.jpg"
+    source.write_bytes(rgb.read_bytes()[:2] + b"\xff\xe0\x00\x0eJFIF\x00\x01\x01\x00\x00\x01\x00\x01" +
+                       rgb.read_bytes()[2:])
+    picture = read_image(source)
+    assert np.array_equal(picture.pixels, read_image(rgb).pixels)
+    after = _paint(picture.pixels, [(0, 0, 16, 16)])
+    assert write_image(tmp_path / "out.jpg", Picture(after), like=picture) == "RGB-coded, not YCbCr"
+    assert cv2.absdiff(read_image(tmp_path / "out.jpg").pixels, after).mean() < 2  # Pillow, quality 95
+
 def test_huffman_tables_stay_within_16_bits_and_leave_the_all_ones_code_free():
     fibonacci = [1, 1]
     while len(fibonacci) < 40:  # counts that make an unlimited Huffman code 39 bits deep
