@@ -2,6 +2,7 @@
 nothing changed, the new content where it did, the metadata as it was, and the fallbacks."""
 
 import hashlib
+import os
 
 import cv2
 import numpy as np
@@ -221,6 +222,18 @@ def test_unsupported_sources_are_encoded_whole_with_the_reason(tmp_path):
     reason = write_image(tmp_path / "out.jpg", Picture(picture.pixels), like=picture)
     assert reason == "the source file changed since it was read"
     assert cv2.absdiff(read_image(tmp_path / "out.jpg").pixels, picture.pixels).mean() < 2
+
+    # Replaced by a file of the same size and modification time whose pixels differ (a quantization value)
+    copy.write_bytes(LUND.read_bytes())
+    picture, stat = read_image(copy), copy.stat()
+    other = bytearray(LUND.read_bytes())
+    other[other.index(b"\xff\xdb") + 5] += 7
+    (tmp_path / "other.jpg").write_bytes(other)
+    os.utime(tmp_path / "other.jpg", ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    os.replace(tmp_path / "other.jpg", copy)
+    assert copy.stat().st_size == stat.st_size and copy.stat().st_mtime_ns == stat.st_mtime_ns
+    reason = write_image(tmp_path / "out.jpg", Picture(picture.pixels), like=picture)
+    assert reason == "the source file changed since it was read"
 
 
 
