@@ -207,6 +207,39 @@ def test_markers_without_a_length_and_tables_no_decoder_takes(tmp_path):
     assert jpeg_blocks.read_frame(data[:sos] + broken + data[sos:]).huffman == jpeg_blocks.read_frame(data).huffman
 
 
+
+def test_stray_bytes_and_ff00_between_segments_are_skipped_as_libjpeg_skips_them(tmp_path):
+    source = tmp_path / "source.jpg"
+    Image.open(LUND).crop((0, 0, 96, 64)).save(source, "JPEG", quality=90)
+    data = source.read_bytes()
+    sos, dqt = data.index(b"\xff\xda"), data.index(b"\xff\xdb")
+    fake = bytearray(data[dqt:dqt + 2 + int.from_bytes(data[dqt + 2:dqt + 4], "big")])
+    fake[5] += 40  # another luma DC quantization value
+    # libjpeg drops FF 00, skips 00 0C and reads APP1; a walk that took 00 0C for FF 00's length
+    # would land in APP1's payload, on the fake table
+    crafted = data[:sos] + b"\xff\x00\x00\x0c" + _segment(0xE1, b"x" * 6 + bytes(fake)) + data[sos:]
+    assert np.array_equal(jpeg_blocks.read_frame(crafted).quant, jpeg_blocks.read_frame(data).quant)
+    hostile = tmp_path / "ff00.jpg"
+    hostile.write_bytes(crafted)
+    picture = read_image(hostile)
+    after = _paint(picture.pixels, [(0, 0, 16, 16)])
+    assert write_image(tmp_path / "out.jpg", Picture(after), like=picture) is None
+    assert np.array_equal(read_image(tmp_path / "out.jpg").pixels[:, 24:], picture.pixels[:, 24:])
+
+    # An RGB-coded source (Adobe transform 0, component ids 1, 2, 3) with a stray byte before its Adobe segment
+    Image.open(LUND).crop((0, 0, 96, 64)).save(source, "JPEG", keep_rgb=True)
+    data = bytearray(source.read_bytes())
+    sof, sos, adobe = data.index(b"\xff\xc0"), data.index(b"\xff\xda"), data.index(b"\xff\xee")
+    data[sof + 10:sof + 17:3] = data[sos + 5:sos + 10:2] = b"\x01\x02\x03"
+    app14 = data[adobe:adobe + 2 + int.from_bytes(data[adobe + 2:adobe + 4], "big")]
+    data[adobe:adobe + len(app14)] = b""
+    sos = data.index(b"\xff\xda")
+    hostile.write_bytes(data[:sos] + b"\x00" + app14 + data[sos:])
+    picture = read_image(hostile)
+    assert np.array_equal(picture.pixels, read_image(source).pixels)
+    after = _paint(picture.pixels, [(0, 0, 16, 16)])
+    assert write_image(tmp_path / "out.jpg", Picture(after), like=picture) == "RGB-coded, not YCbCr"
+
 def test_unsupported_sources_are_encoded_whole_with_the_reason(tmp_path):
     source = tmp_path / "cmyk.jpg"
     Image.open(LUND).convert("CMYK").save(source, "JPEG")
