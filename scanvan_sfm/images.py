@@ -36,15 +36,17 @@ class ImageError(InputError):
 
 @dataclass(frozen=True)
 class SourceFile:
-    """The JPEG file a picture was read from, as it was then (its size and modification time)."""
+    """The JPEG file a picture was read from, as it was then: its inode, size, and modification and
+    change times (a file replaced under the same name, its size and mtime set back, has another
+    inode or change time)."""
 
     path: Path
-    stamp: tuple[int, int]
+    stamp: tuple[int, int, int, int]
 
     @classmethod
     def of(cls, path: Path) -> SourceFile:
         stat = path.stat()
-        return cls(path, (stat.st_size, stat.st_mtime_ns))
+        return cls(path, (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns))
 
     def unchanged(self) -> bool:
         try:

@@ -37,7 +37,7 @@ from .jpeg_encode import ZIGZAG, Component, EncodeError, Tables, encode, jpeg_fi
 #: Frame headers of DCT-based JPEG (baseline, extended, progressive; Huffman or arithmetic coded).
 DCT_FRAMES = {0xC0, 0xC1, 0xC2, 0xC9, 0xCA}
 OTHER_FRAMES = {0xC3, 0xC5, 0xC6, 0xC7, 0xCB, 0xCD, 0xCE, 0xCF}  # lossless, hierarchical
-PARAMETERLESS = {0xFF, 0x01, *range(0xD0, 0xD8)}  # a fill byte before a marker; TEM, RST0-7
+PARAMETERLESS = {0xFF, 0x00, 0x01, *range(0xD0, 0xD8)}  # a fill byte before a marker, a stuffed zero; TEM, RST0-7
 #: The orthonormal 8-point DCT-II matrix: JPEG's forward DCT is ``DCT @ block @ DCT.T``, which
 #: on a block's 64 values in row-major order is one product with ``DCT_2D``.
 DCT = np.array([[np.sqrt((1 if u == 0 else 2) / 8) * np.cos((2 * x + 1) * u * np.pi / 16) for x in range(8)]
@@ -158,9 +158,12 @@ def read_frame(data: bytes) -> Frame:
     pos, sof, jfif, adobe, sos, restart = 2, None, False, None, b"", 0
     defined: dict[tuple[int, int], tuple[list[int], list[int]]] = {}
     quant = np.zeros((4, 64), np.uint16)
-    while pos + 4 <= len(data) and data[pos] == 0xFF:
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:  # a stray byte between segments: libjpeg skips it
+            pos += 1
+            continue
         marker, length = data[pos + 1], int.from_bytes(data[pos + 2:pos + 4], "big")
-        if marker in PARAMETERLESS:  # a fill byte, RSTn or TEM: no length follows (as libjpeg reads them)
+        if marker in PARAMETERLESS:  # a fill byte, FF 00, RSTn or TEM: no length follows (as libjpeg reads them)
             pos += 1 if marker == 0xFF else 2
             continue
         payload = data[pos + 4:pos + 2 + length]
@@ -173,7 +176,7 @@ def read_frame(data: bytes) -> Frame:
             _quant_tables(payload, quant)
         elif marker == 0xDD and len(payload) >= 2:
             restart = int.from_bytes(payload[:2], "big")
-        elif marker == 0xE0 and payload.startswith(b"JFIF\x00"):
+        elif marker == 0xE0 and payload.startswith(b"JFIF\x00") and len(payload) >= 14:  # as libjpeg takes it
             jfif = True
         elif marker == 0xEE and payload.startswith(b"Adobe") and len(payload) >= 12:
             adobe = payload[11]  # the colour transform

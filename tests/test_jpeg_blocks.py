@@ -2,6 +2,7 @@
 nothing changed, the new content where it did, the metadata as it was, and the fallbacks."""
 
 import hashlib
+import os
 
 import cv2
 import numpy as np
@@ -206,6 +207,39 @@ def test_markers_without_a_length_and_tables_no_decoder_takes(tmp_path):
     assert jpeg_blocks.read_frame(data[:sos] + broken + data[sos:]).huffman == jpeg_blocks.read_frame(data).huffman
 
 
+
+def test_stray_bytes_and_ff00_between_segments_are_skipped_as_libjpeg_skips_them(tmp_path):
+    source = tmp_path / "source.jpg"
+    Image.open(LUND).crop((0, 0, 96, 64)).save(source, "JPEG", quality=90)
+    data = source.read_bytes()
+    sos, dqt = data.index(b"\xff\xda"), data.index(b"\xff\xdb")
+    fake = bytearray(data[dqt:dqt + 2 + int.from_bytes(data[dqt + 2:dqt + 4], "big")])
+    fake[5] += 40  # another luma DC quantization value
+    # libjpeg drops FF 00, skips 00 0C and reads APP1; a walk that took 00 0C for FF 00's length
+    # would land in APP1's payload, on the fake table
+    crafted = data[:sos] + b"\xff\x00\x00\x0c" + _segment(0xE1, b"x" * 6 + bytes(fake)) + data[sos:]
+    assert np.array_equal(jpeg_blocks.read_frame(crafted).quant, jpeg_blocks.read_frame(data).quant)
+    hostile = tmp_path / "ff00.jpg"
+    hostile.write_bytes(crafted)
+    picture = read_image(hostile)
+    after = _paint(picture.pixels, [(0, 0, 16, 16)])
+    assert write_image(tmp_path / "out.jpg", Picture(after), like=picture) is None
+    assert np.array_equal(read_image(tmp_path / "out.jpg").pixels[:, 24:], picture.pixels[:, 24:])
+
+    # An RGB-coded source (Adobe transform 0, component ids 1, 2, 3) with a stray byte before its Adobe segment
+    Image.open(LUND).crop((0, 0, 96, 64)).save(source, "JPEG", keep_rgb=True)
+    data = bytearray(source.read_bytes())
+    sof, sos, adobe = data.index(b"\xff\xc0"), data.index(b"\xff\xda"), data.index(b"\xff\xee")
+    data[sof + 10:sof + 17:3] = data[sos + 5:sos + 10:2] = b"\x01\x02\x03"
+    app14 = data[adobe:adobe + 2 + int.from_bytes(data[adobe + 2:adobe + 4], "big")]
+    data[adobe:adobe + len(app14)] = b""
+    sos = data.index(b"\xff\xda")
+    hostile.write_bytes(data[:sos] + b"\x00" + app14 + data[sos:])
+    picture = read_image(hostile)
+    assert np.array_equal(picture.pixels, read_image(source).pixels)
+    after = _paint(picture.pixels, [(0, 0, 16, 16)])
+    assert write_image(tmp_path / "out.jpg", Picture(after), like=picture) == "RGB-coded, not YCbCr"
+
 def test_unsupported_sources_are_encoded_whole_with_the_reason(tmp_path):
     source = tmp_path / "cmyk.jpg"
     Image.open(LUND).convert("CMYK").save(source, "JPEG")
@@ -222,6 +256,32 @@ def test_unsupported_sources_are_encoded_whole_with_the_reason(tmp_path):
     assert reason == "the source file changed since it was read"
     assert cv2.absdiff(read_image(tmp_path / "out.jpg").pixels, picture.pixels).mean() < 2
 
+    # Replaced by a file of the same size and modification time whose pixels differ (a quantization value)
+    copy.write_bytes(LUND.read_bytes())
+    picture, stat = read_image(copy), copy.stat()
+    other = bytearray(LUND.read_bytes())
+    other[other.index(b"\xff\xdb") + 5] += 7
+    (tmp_path / "other.jpg").write_bytes(other)
+    os.utime(tmp_path / "other.jpg", ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    os.replace(tmp_path / "other.jpg", copy)
+    assert copy.stat().st_size == stat.st_size and copy.stat().st_mtime_ns == stat.st_mtime_ns
+    reason = write_image(tmp_path / "out.jpg", Picture(picture.pixels), like=picture)
+    assert reason == "the source file changed since it was read"
+
+
+
+def test_an_rgb_coded_source_with_a_jfif_marker_libjpeg_ignores_is_encoded_whole(tmp_path):
+    rgb = tmp_path / "rgb.jpg"
+    Image.open(LUND).crop((0, 0, 96, 64)).save(rgb, "JPEG", keep_rgb=True)  # Adobe transform 0: RGB-coded
+    # A 12-byte JFIF APP0: Pillow reads it, libjpeg wants 14 bytes to take it as JFIF and so decodes RGB
+    source = tmp_path / "short_jfif.jpg"
+    source.write_bytes(rgb.read_bytes()[:2] + b"\xff\xe0\x00\x0eJFIF\x00\x01\x01\x00\x00\x01\x00\x01" +
+                       rgb.read_bytes()[2:])
+    picture = read_image(source)
+    assert np.array_equal(picture.pixels, read_image(rgb).pixels)
+    after = _paint(picture.pixels, [(0, 0, 16, 16)])
+    assert write_image(tmp_path / "out.jpg", Picture(after), like=picture) == "RGB-coded, not YCbCr"
+    assert cv2.absdiff(read_image(tmp_path / "out.jpg").pixels, after).mean() < 2  # Pillow, quality 95
 
 def test_huffman_tables_stay_within_16_bits_and_leave_the_all_ones_code_free():
     fibonacci = [1, 1]
