@@ -56,10 +56,13 @@ class SourceFile:
 
     @functools.cached_property
     def blocks(self) -> jpeg_blocks.Source:
-        """Its DCT coefficients, read on first use: a view writes up to two images from them."""
+        """The source as ``jpeg_blocks`` reads it, on first use: a view writes up to two images from it."""
         if not self.unchanged():
             raise jpeg_blocks.Unsupported("the source file changed since it was read")
-        source = jpeg_blocks.read_source(self.path)
+        try:
+            source = jpeg_blocks.read_source(self.path)
+        except OSError:  # gone or replaced after the check
+            raise jpeg_blocks.Unsupported("the source file changed while it was read") from None
         if not self.unchanged():
             raise jpeg_blocks.Unsupported("the source file changed while it was read")
         return source

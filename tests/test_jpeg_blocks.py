@@ -11,7 +11,7 @@ from PIL import Image
 
 from helpers import OPENMVG, SHARED, WITHOUT_SHARED
 from scanvan_sfm import jpeg_blocks
-from scanvan_sfm.images import Picture, read_image, write_image
+from scanvan_sfm.images import Picture, SourceFile, read_image, write_image
 from scanvan_sfm.jpeg_encode import huffman_table
 
 if not OPENMVG.is_dir():  # what follows reads it as the module loads
@@ -268,6 +268,16 @@ def test_unsupported_sources_are_encoded_whole_with_the_reason(tmp_path):
     reason = write_image(tmp_path / "out.jpg", Picture(picture.pixels), like=picture)
     assert reason == "the source file changed since it was read"
 
+
+def test_a_source_gone_just_after_its_check_is_encoded_whole(tmp_path, monkeypatch):
+    copy = tmp_path / "copy.jpg"
+    copy.write_bytes(LUND.read_bytes())
+    picture = read_image(copy)
+    copy.unlink()
+    monkeypatch.setattr(SourceFile, "unchanged", lambda self: True)  # deleted between the check and the read
+    reason = write_image(tmp_path / "out.jpg", Picture(picture.pixels), like=picture)
+    assert reason == "the source file changed while it was read"
+    assert cv2.absdiff(read_image(tmp_path / "out.jpg").pixels, picture.pixels).mean() < 2
 
 
 def test_an_rgb_coded_source_with_a_jfif_marker_libjpeg_ignores_is_encoded_whole(tmp_path):
