@@ -1,11 +1,13 @@
 """Writing an anonymized panorama as JPEG: block by block from its source against today's whole re-encode.
 
-Inputs: the shared 8000×4000 Amsterdam panoramas (progressive JPEG, 4:2:0), each filled (``fill``,
-fast mode) in person- and car-sized boxes along the street band covering the chosen share.
+Inputs: the shared 8000×4000 Amsterdam panoramas (progressive JPEG, 4:2:0) or the given images
+(e.g. the baseline Ricoh panoramas of ../shared/fixtures/openmvg/360_flat_gps), each filled
+(``fill``, fast mode) in person- and car-sized boxes along the street band covering the chosen share.
 
 Baseline, measured in the same run: decode the source with Pillow + encode the filled image whole
 with Pillow at quality 95 with its metadata (the path before block-wise writing). Block-wise: the
-source's DCT coefficients read (``jpeg_blocks.read_source``), then ``jpeg_blocks.write`` of the
+source read (``jpeg_blocks.read_source``: a baseline scan indexed by MCU, any other source's DCT
+coefficients read), then ``jpeg_blocks.write`` of the
 filled pixels; and a second image from the same source (the camera-blurred one a view also
 publishes), which reads nothing again. Also printed: the Pillow encode alone, which is what the
 pipeline paid per image before (it decodes the source anyway), the file sizes and the share of
