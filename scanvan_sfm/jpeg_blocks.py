@@ -130,15 +130,15 @@ def write(source: Source, before: np.ndarray, after: np.ndarray, metadata: dict[
     if source.scan is not None and (scan := jpeg_scan.splice(source.scan, ~reencoded, fresh)) is not None:
         layout = [(h, v, s, min(i, 1)) for i, ((h, v), s) in enumerate(zip(frame.factors, source.slots, strict=True))]
         data = jpeg_file(frame.width, frame.height, layout, quant, segments, source.scan.tables, scan)
-    else:
-        data = _coded_anew(source, rows, columns, fresh, quant, segments)
+    else:  # after a failed splice the source's tables lack a code: only tables made for the image will do
+        data = _coded_anew(source, rows, columns, fresh, quant, segments, None if source.scan else frame.huffman)
     return Blockwise(data, reencoded, frame.mcu)
 
 
 def _coded_anew(source: Source, rows: np.ndarray, columns: np.ndarray, fresh: list[np.ndarray],
-                quant: dict[int, np.ndarray], segments: bytes) -> bytes:
+                quant: dict[int, np.ndarray], segments: bytes, huffman: Tables | None) -> bytes:
     """The source's coefficients with ``fresh`` in the MCUs at ``rows``, ``columns``, as one scan
-    coded anew."""
+    coded anew, with ``huffman`` if those tables code it (``jpeg_encode.encode``)."""
     frame = source.frame
     components = []
     for index, ((h, v), coefs, blocks) in enumerate(zip(frame.factors, source.coefficients, fresh, strict=True)):
@@ -147,7 +147,7 @@ def _coded_anew(source: Source, rows: np.ndarray, columns: np.ndarray, fresh: li
         grid.reshape(frame.mcus[0], v, frame.mcus[1], h, 64)[rows, :, columns] = blocks
         components.append(Component(grid, h, v, source.slots[index], min(index, 1)))
     try:
-        return encode(frame.width, frame.height, components, quant, segments, frame.huffman, frame.scan_bytes)
+        return encode(frame.width, frame.height, components, quant, segments, huffman, frame.scan_bytes)
     except EncodeError as exc:
         raise Unsupported(str(exc)) from None
 
