@@ -207,7 +207,6 @@ def test_markers_without_a_length_and_tables_no_decoder_takes(tmp_path):
     assert jpeg_blocks.read_frame(data[:sos] + broken + data[sos:]).huffman == jpeg_blocks.read_frame(data).huffman
 
 
-
 def test_stray_bytes_and_ff00_between_segments_are_skipped_as_libjpeg_skips_them(tmp_path):
     source = tmp_path / "source.jpg"
     Image.open(LUND).crop((0, 0, 96, 64)).save(source, "JPEG", quality=90)
