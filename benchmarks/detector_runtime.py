@@ -35,8 +35,7 @@ def main() -> None:
     height, width = pixels.shape[:2]
     size = detector.input_size
     tiles = [pixels[height // 2 - size // 2:][:size, x:x + size] for x in range(0, width - size, width // args.tiles)]
-    inputs = [((t[:, :, ::-1].astype(np.float32) - NanoDet.MEAN) / NanoDet.STD).transpose(2, 0, 1)[None]
-              for t in tiles]
+    inputs = [NanoDet.prepare(t) for t in tiles]
     models = {"tensorflow graph": graph, "tflite float32": lite}
     seconds = dict.fromkeys(models, 0.0)
     for model in models.values():

@@ -139,9 +139,14 @@ class NanoDet(TiledDetector):
         super().__init__(*args, **kwargs)
         self.model = LiteModel(self.model, [(1, 3, self.input_size, self.input_size)])
 
+    @classmethod
+    def prepare(cls, tile: np.ndarray) -> np.ndarray:
+        """The model's input (1, 3, size, size) for an RGB tile."""
+        bgr = (tile[:, :, ::-1].astype(np.float32) - cls.MEAN) / cls.STD
+        return bgr.transpose(2, 0, 1)[None]
+
     def raw(self, tile: np.ndarray) -> np.ndarray:
-        bgr = (tile[:, :, ::-1].astype(np.float32) - self.MEAN) / self.STD
-        outputs = self.model(bgr.transpose(2, 0, 1)[None])
+        outputs = self.model(self.prepare(tile))
         rows = []
         for stride in (8, 16, 32):
             cells = (self.input_size // stride) ** 2
