@@ -129,30 +129,25 @@ class DaskCluster:
             batches[future] = batch
             return future
 
-        pending = as_completed([submit(items[i:i + size]) for i in range(0, len(items), size)],
-                               loop=self.client.loop, with_results=True, raise_errors=False)
+        # Results are fetched here, not by as_completed(with_results=True): a finished batch whose
+        # worker dies before its result is gathered runs again, and if it then fails, that
+        # as_completed never yields it (its result fetch raises) and the run would wait forever.
+        pending = as_completed([submit(items[i:i + size]) for i in range(0, len(items), size)], loop=self.client.loop)
         for ended in pending.batches():
             outcomes: list[Outcome] = []
-            for future, result in ended:
+            for future in ended:
                 batch = batches.pop(future)
-                if future.status == "finished":
-                    outcomes += result
-                elif _killed(future, result) and len(batch) > 1:
-                    pending.update(submit([item]) for item in batch)   # each view alone
-                else:
-                    outcomes += [Outcome(item, False, DIED) if _killed(future, result) else
-                                 failed(item, _error(result)) for item in batch]
+                try:
+                    outcomes += future.result()
+                except KilledWorker:
+                    if len(batch) > 1:
+                        pending.update(submit([item]) for item in batch)   # each view alone
+                    else:
+                        outcomes += [Outcome(item, False, DIED) for item in batch]
+                except (Exception, CancelledError) as exc:  # CancelledError is no Exception
+                    outcomes += [failed(item, exc) for item in batch]
             if outcomes:
                 on_outcomes(outcomes)
-
-
-def _killed(future: Any, result: Any) -> bool:
-    return future.status == "error" and isinstance(_error(result), KilledWorker)
-
-
-def _error(result: Any) -> BaseException:
-    """A failed future's exception, from what ``as_completed(raise_errors=False)`` gives."""
-    return result if isinstance(result, CancelledError) else result[1]
 
 
 # ------------------------------------------------------------------------------- worker side
