@@ -32,9 +32,13 @@ SHARED_OUTPUTS = ("blur", "masks", "segmentation")   # the per-view outputs
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """The module's cluster; its processes start in their own folder. A task whose worker dies
-    twice is given up (allowed-failures 1), so that the test of that is short."""
+    twice is given up (allowed-failures 1), so that the test of that is short; a worker holds
+    one task at a time (worker-saturation 1.0: by default a one-thread worker is given two), so
+    that a task queued behind one that kills its worker does not die with it twice and is not
+    given up as well."""
     folder = tmp_path_factory.mktemp("cluster")
-    env = {"PYTHONPATH": str(PROJECT / "tests"), "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1"}
+    env = {"PYTHONPATH": str(PROJECT / "tests"), "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1",
+           "DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION": "1.0"}
     with DaskProcesses(folder, 2, env=env) as processes:
         yield processes
 
